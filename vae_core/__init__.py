@@ -1,0 +1,18 @@
+"""vae_core: the small, tested PyTorch library behind the VAE course.
+
+Importing it does nothing: no downloads, no prints, no argument parsing. Modules:
+
+- ``vae_core.data``     bundled MNIST, sklearn digits, procedural sprites, a fast batch iterator
+- ``vae_core.losses``   KL terms, log-likelihoods, the ELBO and the importance-weighted bound
+- ``vae_core.models``   MLP / conv encoders and decoders, the ``VAE`` and its config
+- ``vae_core.train``    a plain PyTorch training loop, KL schedules, checkpoints
+- ``vae_core.latent``   lerp, slerp, traversals, 2-D manifold grids
+- ``vae_core.metrics``  active units, NLL in nats and bits/dim, ROC AUC
+- ``vae_core.plots``    figures (each function returns a matplotlib ``Figure``)
+- ``vae_core.config``   quick mode (``VAE_COURSE_QUICK=1``)
+"""
+from .config import QUICK_ENV, pick, quick_mode
+from .utils import get_device, seed_everything
+
+__version__ = "0.1.0"
+__all__ = ["QUICK_ENV", "pick", "quick_mode", "get_device", "seed_everything", "__version__"]
