@@ -11,8 +11,12 @@ Importing it does nothing: no downloads, no prints, no argument parsing. Modules
 - ``vae_core.plots``    figures (each function returns a matplotlib ``Figure``)
 - ``vae_core.config``   quick mode (``VAE_COURSE_QUICK=1``)
 """
+from pathlib import Path
+
 from .config import QUICK_ENV, pick, quick_mode
 from .utils import get_device, seed_everything
 
 __version__ = "0.1.0"
-__all__ = ["QUICK_ENV", "pick", "quick_mode", "get_device", "seed_everything", "__version__"]
+# Shipped model checkpoints (state_dict + config); lessons load one when present, else train.
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+__all__ = ["CHECKPOINT_DIR", "QUICK_ENV", "pick", "quick_mode", "get_device", "seed_everything", "__version__"]
