@@ -1,0 +1,520 @@
+"""Grade one learner notebook with nbgrader's autograder, on a private course.
+
+What :func:`grade_lesson` does, in order:
+
+1. read the learner's notebook (never writing to it) and hash it; a missing or corrupt file
+   ends here with a one-paragraph report;
+2. scan it for tampering (:mod:`vae_core.grading.tamper`); a flagged notebook is refused;
+3. build a private nbgrader course in a temporary folder: ``source/NN`` is a copy of
+   ``solutions/NN``, the gradebook is a fresh SQLite file, and a copy of the learner's notebook
+   is ``submitted/learner/NN/NN.ipynb``;
+4. in a separate worker process (so a crash or hang cannot take the grader down, with a
+   wall-clock limit and a memory limit on the kernel): ``generate_assignment`` (the gradebook
+   learns the solution's test cells), then in the submitted copy re-insert graded cells the
+   learner deleted, prepend the guard preamble and bracket every test cell with guard calls,
+   then ``autograde`` (nbgrader restores every locked test cell from the gradebook before
+   running) and ``generate_feedback``;
+5. report per exercise, copy the HTML feedback to ``.vae_course/feedback/NN/<timestamp>/`` and
+   append a line to the grade record.
+
+The worker runs as ``python -m vae_core.grading.autograde --course ...`` (internal).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import tamper
+from .lessons import STATE_DIR, Lesson
+
+STUDENT = "learner"
+# stderr text that must not cost points: warnings (a torch UserWarning) and tqdm progress bars
+IGNORE_STDERR = r"(?i)warning|warn\(|\d+%\|"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class GradeOptions:
+    """Knobs for one grading run."""
+
+    timeout: int = 300  # seconds per cell before the kernel is interrupted (nbgrader's Execute.timeout)
+    wall: float | None = None  # seconds for the whole run; None: timeout * (code cells + 2) + 120
+    memory_gb: float | None = 4.0  # address-space limit of the kernel (RLIMIT_AS); None: no limit
+    keep_tmp: bool = False  # keep the private course folder (for debugging the grader)
+
+
+@dataclass
+class ExerciseResult:
+    grade_id: str
+    points: float
+    max: float
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class GradeResult:
+    lesson: str
+    status: str  # one of record.STATUSES
+    score: float
+    max: float
+    notebook: str
+    notebook_sha256: str | None
+    timestamp: str
+    exercises: list[ExerciseResult] = field(default_factory=list)
+    feedback: str | None = None
+    message: str | None = None  # the one-paragraph report when something went wrong
+    notes: list[str] = field(default_factory=list)  # per-cell remarks (memory, SystemExit, ...)
+
+    def to_record(self) -> dict:
+        d = asdict(self)
+        d.pop("notes")
+        if self.notes:
+            d["message"] = " ".join(filter(None, [self.message, *self.notes]))
+        return d
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _first_line(text: str, limit: int = 120) -> str:
+    lines = [ln.strip() for ln in ANSI.sub("", str(text)).splitlines() if ln.strip()]
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _max_points(solution_nb) -> tuple[list[str], float]:
+    ids, total = [], 0.0
+    for cell in solution_nb.get("cells", []):
+        meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+        if meta.get("grade") and cell.get("cell_type") == "code":
+            ids.append(meta["grade_id"])
+            total += float(meta.get("points", 0))
+    return ids, total
+
+
+def _zero_exercises(solution_nb, message: str) -> list[ExerciseResult]:
+    out = []
+    for cell in solution_nb.get("cells", []):
+        meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+        if meta.get("grade") and cell.get("cell_type") == "code":
+            out.append(ExerciseResult(meta["grade_id"], 0.0, float(meta.get("points", 0)), False, message))
+    return out
+
+
+def _worker_env() -> dict:
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)  # nbgrader's gradebook needs `alembic` on PATH
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill the worker and everything it started (the kernel runs in its own session)."""
+    pids = []
+    try:
+        import psutil
+
+        pids = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    except Exception:
+        pass
+    for pid in [proc.pid, *pids]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _feedback_dir(root: Path, lesson: str, when: _dt.datetime) -> Path:
+    base = Path(root) / STATE_DIR / "feedback" / lesson
+    stamp = when.strftime("%Y%m%dT%H%M%S_%fZ")
+    path, n = base / stamp, 1
+    while path.exists():  # never overwrite an earlier run's feedback
+        path, n = base / f"{stamp}-{n}", n + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def grade_lesson(lesson: Lesson, notebook: Path | None = None, options: GradeOptions | None = None) -> GradeResult:
+    """Grade ``notebook`` (default: the lesson's copy in lessons/) against ``solutions/``.
+
+    Never raises for a problem with the notebook: those come back as a result whose ``status``
+    is not ``graded`` and whose ``message`` says what happened and what to do.
+    """
+    import nbformat
+
+    options = options or GradeOptions()
+    root = lesson.root
+    when = _now()
+    stamp = when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    path = Path(notebook) if notebook is not None else lesson.default_notebook
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        solution = nbformat.read(str(lesson.solution_notebook), as_version=4)
+    _, max_total = _max_points(solution)
+
+    def fail(status, message, sha=None, exercises=None):
+        return GradeResult(lesson.name, status, 0.0, max_total, str(path), sha, stamp,
+                           exercises if exercises is not None else _zero_exercises(solution, status), None, message)
+
+    if not path.is_file():
+        return fail("missing", (
+            f"Lesson {lesson.name}: no notebook at {path}, so nothing was graded and it scores 0. "
+            f"If you have not started this lesson yet, generate it with `vae-course generate {lesson.number}`; "
+            f"if your notebook lives elsewhere, pass it with `vae-course grade {lesson.number} --notebook PATH`."))
+    raw = path.read_bytes()
+    sha = hashlib.sha256(raw).hexdigest()
+    try:
+        with warnings.catch_warnings():  # e.g. MissingIDFieldWarning for older notebooks: not the learner's problem
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        if not isinstance(nb.get("cells"), list):
+            raise ValueError("it has no list of cells")
+    except Exception as err:  # JSON, UTF-8 or nbformat errors: all mean "cannot read it"
+        return fail("corrupt", (
+            f"Lesson {lesson.name}: {path} is not a readable notebook ({type(err).__name__}: {_first_line(err)}), "
+            "so nothing was run and it scores 0. The file was probably cut short or edited by hand. "
+            "What to do: open it in JupyterLab; if it will not open, restore it from a checkpoint "
+            "(File > Revert Notebook to Checkpoint) or from .ipynb_checkpoints/, or start again with "
+            f"`vae-course generate {lesson.number}` after moving the broken file aside."), sha)
+
+    findings = tamper.scan_notebook(nb, solution)
+    if findings:
+        lines = "; ".join(f.message() for f in findings)
+        return fail("tampering", (
+            f"Lesson {lesson.name}: refused, score 0. The notebook contains code that can change how the "
+            f"tests run, so its results could not be trusted: {lines}. "
+            "What to do: delete those lines (answers only need ordinary Python, torch and vae_core) and grade "
+            "again. If you think this is a mistake, tell the course maintainers which line was flagged."),
+            sha, _zero_exercises(solution, "refused: tampering"))
+
+    course = Path(tempfile.mkdtemp(prefix=f"vae-grade-{lesson.number}-"))
+    try:
+        return _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_total, course, options)
+    finally:
+        if not options.keep_tmp:
+            shutil.rmtree(course, ignore_errors=True)
+
+
+def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_total, course: Path, options):
+    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
+    shutil.copytree(lesson.solution_dir, course / "source" / lesson.name, ignore=ignore)
+    sub = course / "submitted" / STUDENT / lesson.name
+    sub.mkdir(parents=True)
+    (sub / f"{lesson.name}.ipynb").write_bytes(raw)  # a COPY: the learner's file is only read
+    nonce = secrets.token_hex(8)
+    result_path = course / "result.json"
+    n_code = sum(1 for c in solution.get("cells", []) if c.get("cell_type") == "code")
+    wall = options.wall or options.timeout * (n_code + 2) + 120
+    cmd = [sys.executable, "-m", "vae_core.grading.autograde", "--course", str(course), "--lesson", lesson.name,
+           "--timeout", str(int(options.timeout)), "--nonce", nonce, "--result", str(result_path),
+           "--memory", str(int(options.memory_gb * 2**30)) if options.memory_gb else "0"]
+    proc = subprocess.Popen(cmd, cwd=course, env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=wall)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+        return GradeResult(lesson.name, "timeout", 0.0, max_total, str(path), sha, stamp,
+                           _zero_exercises(solution, "not run: the grading run was stopped"), None, (
+            f"Lesson {lesson.name}: grading was stopped after {wall:.0f} s of wall-clock time, so it scores 0. "
+            f"Some cell kept running past the per-cell limit of {options.timeout} s and did not stop when "
+            "interrupted (for example a loop that catches KeyboardInterrupt, or a very long training run). "
+            "What to do: run the notebook top to bottom in Jupyter, find the cell that does not finish, "
+            f"make it finish (quick mode: VAE_COURSE_QUICK=1), or allow more time with --timeout / --wall."))
+    log_text = (log or b"").decode("utf-8", errors="replace")
+    if not result_path.exists():
+        return GradeResult(lesson.name, "error", 0.0, max_total, str(path), sha, stamp,
+                           _zero_exercises(solution, "not run: the grader failed"), None, (
+            f"Lesson {lesson.name}: the grader itself failed (worker exit code {proc.returncode}), so nothing "
+            f"was scored. Last lines of its log: {' | '.join(log_text.strip().splitlines()[-5:])}. "
+            "What to do: check that `nbgrader --version` works in this environment, then report this."))
+    res = json.loads(result_path.read_text())
+    if res["status"] == "error":
+        return GradeResult(lesson.name, "error", 0.0, max_total, str(path), sha, stamp,
+                           _zero_exercises(solution, "not run: the grader failed"), None, (
+            f"Lesson {lesson.name}: nbgrader could not grade this notebook ({res.get('error')}), so it scores 0. "
+            f"Its log ends: {' | '.join(res.get('log', '').strip().splitlines()[-4:])}. What to do: open the "
+            "notebook in Jupyter, make sure it runs top to bottom, and grade again; if it does, report this."))
+
+    exercises = [ExerciseResult(**e) for e in res["exercises"]]
+    feedback = None
+    fb_src = course / "feedback" / STUDENT / lesson.name / f"{lesson.name}.html"
+    if fb_src.exists():
+        dest = _feedback_dir(lesson.root, lesson.name, when)
+        shutil.copy2(fb_src, dest / fb_src.name)
+        feedback = str(dest / fb_src.name)
+    status, message, notes = "graded", None, list(res.get("notes", []))
+    stop = res.get("stopped")
+    if res.get("guard_problems"):
+        return GradeResult(lesson.name, "tampering", 0.0, max_total, str(path), sha, stamp,
+                           [ExerciseResult(e.grade_id, 0.0, e.max, False, "refused: tampering") for e in exercises],
+                           feedback, (
+            f"Lesson {lesson.name}: refused, score 0. The grader's guard did not run as written "
+            f"({'; '.join(res['guard_problems'])}): something in the notebook changed how cells execute. "
+            "What to do: remove code that touches IPython, the interpreter or library internals, and grade again."))
+    if stop:
+        where = f"cell {stop['cell']}" if stop.get("cell") else "a cell the grader added"
+        lost = ", ".join(stop.get("not_run", [])) or "none"
+        if stop["reason"] == "kernel_died":
+            status = "crashed"
+            message = (
+                f"Lesson {lesson.name}: the Python kernel died while running {where}, so the grader could not "
+                f"go on; tests that ran before it were scored, the ones after it got 0 (not run: {lost}). "
+                "Usual causes: os._exit() or exit() in the notebook, a crash inside a library, or using more "
+                f"memory than the grader allows ({options.memory_gb} GiB). What to do: restart the kernel, run "
+                "all cells in Jupyter, fix the cell that stops the kernel, then grade again.")
+        else:
+            status = "timeout"
+            message = (
+                f"Lesson {lesson.name}: {where} was still running after the per-cell limit of {options.timeout} s "
+                f"and did not stop when interrupted, so the run was stopped there; tests before it were scored, "
+                f"the ones after it got 0 (not run: {lost}). What to do: make that cell finish (an infinite loop? "
+                "quick mode with VAE_COURSE_QUICK=1?) or allow more time with --timeout, then grade again.")
+    elif res.get("timeouts"):
+        status = "timeout"
+        message = (
+            f"Lesson {lesson.name}: cell(s) {', '.join(map(str, res['timeouts']))} hit the per-cell limit of "
+            f"{options.timeout} s and were interrupted; they and the tests that needed them got 0, the rest was "
+            "graded. What to do: make those cells finish faster (an infinite loop? quick mode with "
+            "VAE_COURSE_QUICK=1?) or allow more time with --timeout, then grade again.")
+    score = sum(e.points for e in exercises)
+    return GradeResult(lesson.name, status, score, max_total, str(path), sha, stamp, exercises, feedback, message,
+                       notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side (runs in its own process: python -m vae_core.grading.autograde ...)
+
+def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | None):
+    """Make the submitted copy ready to grade; ``nb`` is modified in place and returned.
+
+    - every graded or locked cell of the release notebook missing from ``nb`` (by grade_id) is
+      re-inserted after the nearest earlier one that is present (nbgrader then restores its
+      source from the gradebook; a deleted answer cell comes back as the stub);
+    - each cell remembers its position in the learner's notebook (metadata ``vae_course``);
+    - a guard cell is placed before and after every test cell, and the preamble first.
+    """
+    import nbformat
+
+    def gid(cell):
+        return ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
+
+    for i, cell in enumerate(nb.cells, start=1):
+        cell.setdefault("metadata", {})["vae_course"] = {"origin": "learner", "cell": i}
+    present = {gid(c) for c in nb.cells if gid(c)}
+    last_pos = -1
+    for rcell in release_nb.cells:
+        rid = gid(rcell)
+        if not rid:
+            continue
+        if rid in present:
+            last_pos = next(i for i, c in enumerate(nb.cells) if gid(c) == rid)
+            continue
+        copy = nbformat.from_dict(json.loads(json.dumps(rcell)))
+        copy.metadata["vae_course"] = {"origin": "restored", "cell": None}
+        nb.cells.insert(last_pos + 1, copy)
+        last_pos += 1
+        present.add(rid)
+
+    out, test_no = [], 0
+    for cell in nb.cells:
+        meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+        is_test = cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution")
+        if is_test:
+            test_no += 1
+            out.append(_grader_cell(tamper.guard_cell_source(guard, test_no), "guard", test_no))
+        out.append(cell)
+        if is_test:
+            out.append(_grader_cell(tamper.guard_cell_source(guard, test_no, after=True), "guard_after", test_no))
+    out.insert(0, _grader_cell(tamper.runtime_preamble(guard, log_path, memory_bytes), "preamble", 0))
+    nb.cells = out
+    return nb
+
+
+def _grader_cell(source: str, role: str, index: int):
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["vae_course"] = {"origin": "grader", "role": role, "test": index}
+    return cell
+
+
+_RUN = {"stopped": None}
+
+
+def _execute_class():
+    """nbgrader's Execute, but a dead or unresponsive kernel stops the run instead of failing it:
+    the cells that ran keep their outputs (and grades), the rest are marked as not run."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbformat.v4 import new_output
+    from nbgrader.preprocessors import Execute
+
+    class GuardedExecute(Execute):
+        def preprocess_cell(self, cell, resources, index):
+            if cell.cell_type != "code":
+                return cell, resources
+            stop = _RUN["stopped"]
+            if stop is not None:
+                cell.outputs = [new_output("error", ename="NotRun", evalue=f"not run: {stop['why']}",
+                                           traceback=[f"NotRun: not run: {stop['why']}"])]
+                return cell, resources
+            try:
+                return super().preprocess_cell(cell, resources, index)
+            except (DeadKernelError, CellTimeoutError, RuntimeError) as err:
+                reason = "timeout" if isinstance(err, CellTimeoutError) else "kernel_died"
+                why = ("the kernel did not respond after a timeout" if reason == "timeout"
+                       else "the kernel died earlier")
+                origin = cell.metadata.get("vae_course", {})
+                _RUN["stopped"] = {"reason": reason, "why": why, "cell": origin.get("cell"),
+                                   "error": f"{type(err).__name__}: {_first_line(err)}"}
+                cell.outputs.append(new_output("error", ename=type(err).__name__, evalue=_first_line(err),
+                                               traceback=[f"{type(err).__name__}: {_first_line(err)}"]))
+                return cell, resources
+
+    return GuardedExecute
+
+
+def _worker(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m vae_core.grading.autograde")
+    p.add_argument("--course", required=True)
+    p.add_argument("--lesson", required=True)
+    p.add_argument("--timeout", type=int, required=True)
+    p.add_argument("--memory", type=int, default=0)
+    p.add_argument("--nonce", required=True)
+    p.add_argument("--result", required=True)
+    a = p.parse_args(argv)
+    course, lesson = Path(a.course), a.lesson
+    result = {"status": "error", "error": None, "log": "", "exercises": [], "notes": []}
+
+    def done(**kw):
+        result.update(kw)
+        Path(a.result).write_text(json.dumps(result))
+        return 0
+
+    import nbformat
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.api import Gradebook
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
+                                        SaveAutoGrades)
+    from traitlets.config import Config
+
+    c = Config()
+    c.CourseDirectory.root = str(course)
+    c.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+    c.CourseDirectory.course_id = "vae_course"
+    c.Execute.timeout = a.timeout
+    c.Execute.interrupt_on_timeout = True
+    c.IgnorePattern.pattern = IGNORE_STDERR
+    c.Autograde.autograde_preprocessors = [_execute_class(), IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                           SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    api = NbGraderAPI(config=c)
+
+    r = api.generate_assignment(lesson, force=True, create=True)
+    if not r["success"]:
+        return done(error="generate_assignment failed on the course's own solution notebook", log=r["log"])
+    release_nb = nbformat.read(str(course / "release" / lesson / f"{lesson}.ipynb"), as_version=4)
+    sub_path = course / "submitted" / STUDENT / lesson / f"{lesson}.ipynb"
+    nb = nbformat.read(str(sub_path), as_version=4)
+    guard = tamper.guard_name(a.nonce)
+    guard_log = course / f"guard-{a.nonce}.log"
+    prepare_copy(nb, release_nb, guard, str(guard_log), a.memory or None)
+    nbformat.write(nb, str(sub_path))
+
+    r = api.autograde(lesson, STUDENT, force=True, create=True)
+    if not r["success"]:
+        return done(error=_first_line(r.get("error") or "autograde failed"), log=r["log"])
+    graded_nb = nbformat.read(str(course / "autograded" / STUDENT / lesson / f"{lesson}.ipynb"), as_version=4)
+    scores = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "vae_course") as gb:
+        sub_nb = gb.find_submission_notebook(lesson, lesson, STUDENT)
+        for g in sub_nb.grades:
+            scores[g.name] = (g.score, g.max_score)
+
+    logged = guard_log.read_text().split() if guard_log.exists() else []
+    logged_lines = set(guard_log.read_text().splitlines()) if guard_log.exists() else set()
+    guard_problems, exercises, notes, timeouts = [], [], [], []
+    stop = _RUN["stopped"]
+    not_run, next_test_name = [], {}
+    for cell in graded_nb.cells:
+        vc = cell.metadata.get("vae_course", {})
+        meta = cell.metadata.get("nbgrader", {})
+        outs = cell.get("outputs", []) if cell.cell_type == "code" else []
+        errors = [o for o in outs if o.output_type == "error"]
+        ran = not any(o.get("ename") == "NotRun" for o in errors)
+        if vc.get("origin") == "grader":
+            expected = "preamble" if vc["role"] == "preamble" else (f"guard {vc['test']}" if vc["role"] == "guard" else None)
+            if ran and expected and expected not in logged_lines and not (stop and errors):
+                what = "the preamble" if expected == "preamble" else f"the guard before test {vc['test']}"
+                detail = f" ({errors[0].ename}: {_first_line(errors[0].evalue)})" if errors else ""
+                guard_problems.append(f"{what} did not run{detail}")
+            continue
+        if errors and vc.get("origin") == "learner" and not meta.get("grade"):
+            e = errors[0]
+            cellno = vc.get("cell")
+            if e.ename == "MemoryError":
+                notes.append(f"Cell {cellno} ran out of memory (MemoryError; the grader allows "
+                             f"{a.memory / 2**30:.0f} GiB): use smaller batches or quick mode.")
+            elif e.ename == "SystemExit":
+                notes.append(f"Cell {cellno} raised SystemExit (sys.exit() or exit()): remove it; the cells after "
+                             "it still ran.")
+            elif e.ename == "CellTimeoutError":
+                timeouts.append(cellno)
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            name = meta["grade_id"]
+            score, max_score = scores.get(name, (0.0, float(meta.get("points", 0))))
+            score = float(score or 0.0)
+            msg = ""
+            if errors:
+                e = errors[0]
+                if e.ename == "NotRun":
+                    msg = e.evalue
+                    not_run.append(name)
+                elif e.ename == "CellTimeoutError":
+                    msg = f"CellTimeoutError: the test ran past {a.timeout} s"
+                else:
+                    msg = f"{e.ename}: {_first_line(e.evalue)}" if _first_line(e.evalue) else e.ename
+            elif score < float(max_score):
+                stderr = [o for o in outs if o.output_type == "stream" and o.name == "stderr"]
+                msg = f"wrote to stderr: {_first_line(stderr[0].text)}" if stderr else "no points"
+            exercises.append(dict(grade_id=name, points=score, max=float(max_score),
+                                  passed=score >= float(max_score) > 0 or (float(max_score) == 0 and not errors),
+                                  message=msg))
+    if stop is not None:
+        stop = dict(stop, not_run=not_run)
+
+    r = api.generate_feedback(lesson, STUDENT, force=True)
+    if not r["success"]:
+        notes.append("The HTML feedback could not be written (nbgrader generate_feedback failed).")
+    return done(status="ok", exercises=exercises, notes=notes, stopped=stop, timeouts=timeouts,
+                guard_problems=guard_problems, log=r["log"][-4000:])
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))

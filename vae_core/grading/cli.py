@@ -1,0 +1,198 @@
+"""``vae-course``: grade your lessons, see your progress, (instructors) generate lessons.
+
+    vae-course grade 03                      # lessons/03_*/03_*.ipynb against solutions/03_*/
+    vae-course grade 3 --notebook my.ipynb   # grade another copy
+    vae-course grade all                     # every lesson you have a notebook for, each isolated
+    vae-course progress                      # latest and best score per lesson
+    vae-course check-tamper PATH [PATH ...]  # the static tamper scan alone (instructors)
+    vae-course generate [NN ...] [--force]   # build lessons/ from solutions/ (instructors)
+
+Exit status: 0 whenever grading ran, even when points were lost or a notebook crashed;
+2 for a usage error (unknown lesson, no course folder, bad option); 1 if the grader itself broke.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .lessons import UsageError, find_course_root, list_lessons, resolve_lesson
+
+EXIT_OK, EXIT_GRADER, EXIT_USAGE = 0, 1, 2
+
+
+def _print_result(res, out) -> None:
+    w = max([len("exercise")] + [len(e.grade_id) for e in res.exercises])
+    print(f"Lesson {res.lesson} - graded {res.timestamp} - {res.status}", file=out)
+    print(f"  notebook: {res.notebook}", file=out)
+    if res.exercises:
+        print(f"  {'exercise':<{w}}  points    max  result  note", file=out)
+        for e in res.exercises:
+            verdict = "pass" if e.passed else "FAIL"
+            print(f"  {e.grade_id:<{w}}  {e.points:6.1f} {e.max:6.1f}  {verdict:<6}  {e.message}".rstrip(), file=out)
+    print(f"  {'total':<{w}}  {res.score:6.1f} {res.max:6.1f}", file=out)
+    if res.message:
+        print("", file=out)
+        print(res.message, file=out)
+    for note in res.notes:
+        print(f"  note: {note}", file=out)
+    if res.feedback:
+        print(f"  feedback: {res.feedback}", file=out)
+    print("", file=out)
+
+
+def cmd_grade(args, out=sys.stdout) -> int:
+    from .autograde import GradeOptions, grade_lesson
+    from .record import append_record
+
+    root = find_course_root(root=args.root)
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.memory_gb is not None and args.memory_gb < 0:
+        raise UsageError(f"--memory-gb must be >= 0 (0 turns the limit off), got {args.memory_gb}")
+    options = GradeOptions(timeout=args.timeout or 300, wall=args.wall,
+                           memory_gb=(args.memory_gb if args.memory_gb is not None else 4.0) or None)
+    if args.lesson == "all":
+        if args.notebook:
+            raise UsageError("--notebook names one notebook; use it with one lesson, not with `grade all`")
+        targets, skipped = [], []
+        for lesson in list_lessons(root):
+            (targets if lesson.default_notebook.exists() else skipped).append(lesson)
+        if not targets:
+            print(f"No lesson notebooks found under {root / 'lessons'}; generate one with `vae-course generate`.",
+                  file=out)
+        jobs = [(lesson, None) for lesson in targets]
+    else:
+        lesson, path = resolve_lesson(args.lesson, root)
+        if args.notebook and path:
+            raise UsageError("give the notebook either as LESSON or with --notebook, not both")
+        jobs, skipped = [(lesson, Path(args.notebook) if args.notebook else path)], []
+    broke = False
+    total, total_max = 0.0, 0.0
+    for lesson, path in jobs:
+        try:
+            res = grade_lesson(lesson, path, options)
+        except Exception as err:  # the grader broke, not the notebook: say so, keep going
+            print(f"Lesson {lesson.name}: the grader itself failed ({type(err).__name__}: {err}); "
+                  "nothing was recorded. Please report this.", file=out)
+            broke = True
+            continue
+        append_record(root, res.to_record())
+        _print_result(res, out)
+        total, total_max = total + res.score, total_max + res.max
+        broke = broke or res.status == "error"
+    if args.lesson == "all":
+        for lesson in skipped:
+            print(f"Lesson {lesson.name}: no notebook at {lesson.default_notebook}; skipped.", file=out)
+        if jobs:
+            print(f"All lessons: {total:.1f} / {total_max:.1f}", file=out)
+    return EXIT_GRADER if broke and args.lesson != "all" else EXIT_OK
+
+
+def cmd_progress(args, out=sys.stdout) -> int:
+    from .record import progress_rows, record_path
+
+    root = find_course_root(root=args.root)
+    rows, warnings = progress_rows(root, [l.name for l in list_lessons(root)])
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    w = max([len("lesson")] + [len(r["lesson"]) for r in rows])
+    print(f"{'lesson':<{w}}  {'latest':>13}  {'best':>13}  tries  status        when", file=out)
+
+    def score(v, m):
+        return f"{v:5.1f} / {m:5.1f}" if v is not None else "-"
+
+    for r in rows:
+        print(f"{r['lesson']:<{w}}  {score(r['latest'], r['max']):>13}  {score(r['best'], r['max']):>13}  "
+              f"{r['attempts']:5d}  {r['status']:<12}  {r['when'] or ''}".rstrip(), file=out)
+    print(f"(record: {record_path(root)})", file=out)
+    return EXIT_OK
+
+
+def cmd_check_tamper(args, out=sys.stdout) -> int:
+    import nbformat
+
+    from .tamper import scan_notebook
+
+    root = None
+    try:
+        root = find_course_root(root=args.root)
+    except UsageError:
+        pass
+    flagged = 0
+    for p in args.notebooks:
+        path = Path(p)
+        solution = None
+        if args.lesson and root:
+            lesson, _ = resolve_lesson(args.lesson, root)
+            solution = nbformat.read(str(lesson.solution_notebook), as_version=4)
+        elif root:
+            try:
+                lesson, _ = resolve_lesson(str(path), root)
+                solution = nbformat.read(str(lesson.solution_notebook), as_version=4)
+            except UsageError:
+                solution = None
+        try:
+            nb = nbformat.read(str(path), as_version=4)
+        except Exception as err:
+            print(f"{path}: unreadable ({type(err).__name__}: {err})", file=out)
+            flagged += 1
+            continue
+        findings = scan_notebook(nb, solution)
+        if findings:
+            flagged += 1
+            for f in findings:
+                print(f"{path}: {f.message()}", file=out)
+        else:
+            print(f"{path}: ok", file=out)
+    return 1 if flagged else EXIT_OK
+
+
+def cmd_generate(argv: list[str]) -> int:
+    try:
+        from . import generate
+    except ImportError as err:
+        print(f"vae-course generate is not available in this checkout ({err}).", file=sys.stderr)
+        return EXIT_GRADER
+    return generate.main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vae-course", description="Grade and track the VAE course lessons.")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("grade", help="grade a lesson notebook (or `all`) against the course's tests")
+    g.add_argument("lesson", help="lesson number (03 or 3), name (03_reparameterization), a notebook path, or `all`")
+    g.add_argument("--notebook", help="the notebook to grade (default: lessons/NN_name/NN_name.ipynb)")
+    g.add_argument("--timeout", type=int, default=None, help="seconds per cell before it is interrupted (default 300)")
+    g.add_argument("--wall", type=float, default=None,
+                   help="seconds for a whole lesson before grading is stopped (default: timeout x cells + 120)")
+    g.add_argument("--memory-gb", type=float, default=None, help="memory limit of the notebook's kernel (default 4; 0: none)")
+    g.add_argument("--root", help="the course folder (default: found upwards from the current folder)")
+    pr = sub.add_parser("progress", help="latest and best score of every lesson")
+    pr.add_argument("--root", help="the course folder")
+    ct = sub.add_parser("check-tamper", help="scan notebooks for code that tampers with grading (exit 1 if any)")
+    ct.add_argument("notebooks", nargs="+")
+    ct.add_argument("--lesson", help="the lesson these notebooks belong to (default: from their names)")
+    ct.add_argument("--root", help="the course folder")
+    sub.add_parser("generate", help="generate lessons/ from solutions/ (instructors)", add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "generate":
+        return cmd_generate(argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
+        return int(exc.code or 0)
+    try:
+        return {"grade": cmd_grade, "progress": cmd_progress, "check-tamper": cmd_check_tamper}[args.command](args)
+    except UsageError as err:
+        print(f"vae-course: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
