@@ -55,6 +55,10 @@ class GradeOptions:
     wall: float | None = None  # seconds for the whole run; None: timeout * (code cells + 2) + 120
     memory_gb: float | None = 4.0  # address-space limit of the kernel (RLIMIT_AS); None: no limit
     keep_tmp: bool = False  # keep the private course folder (for debugging the grader)
+    # The two tamper-defence layers; switched off only by the grader's own tests, to show that each
+    # layer works alone and that the holes are real without them. The CLI has no switch for them.
+    scan: bool = True
+    guard: bool = True
 
 
 @dataclass
@@ -203,7 +207,7 @@ def grade_lesson(lesson: Lesson, notebook: Path | None = None, options: GradeOpt
             "(File > Revert Notebook to Checkpoint) or from .ipynb_checkpoints/, or start again with "
             f"`vae-course generate {lesson.number}` after moving the broken file aside."), sha)
 
-    findings = tamper.scan_notebook(nb, solution)
+    findings = tamper.scan_notebook(nb, solution) if options.scan else []
     if findings:
         lines = "; ".join(f.message() for f in findings)
         return fail("tampering", (
@@ -234,6 +238,8 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
     cmd = [sys.executable, "-m", "vae_core.grading.autograde", "--course", str(course), "--lesson", lesson.name,
            "--timeout", str(int(options.timeout)), "--nonce", nonce, "--result", str(result_path),
            "--memory", str(int(options.memory_gb * 2**30)) if options.memory_gb else "0"]
+    if not options.guard:
+        cmd.append("--no-guard")
     proc = subprocess.Popen(cmd, cwd=course, env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
@@ -311,7 +317,7 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
 # ---------------------------------------------------------------------------------------------
 # Worker side (runs in its own process: python -m vae_core.grading.autograde ...)
 
-def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | None):
+def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | None, with_guard: bool = True):
     """Make the submitted copy ready to grade; ``nb`` is modified in place and returned.
 
     - every graded or locked cell of the release notebook missing from ``nb`` (by grade_id) is
@@ -342,6 +348,8 @@ def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | 
         last_pos += 1
         present.add(rid)
 
+    if not with_guard:
+        return nb
     out, test_no = [], 0
     for cell in nb.cells:
         meta = (cell.get("metadata") or {}).get("nbgrader") or {}
@@ -408,6 +416,7 @@ def _worker(argv: list[str]) -> int:
     p.add_argument("--memory", type=int, default=0)
     p.add_argument("--nonce", required=True)
     p.add_argument("--result", required=True)
+    p.add_argument("--no-guard", action="store_true")
     a = p.parse_args(argv)
     course, lesson = Path(a.course), a.lesson
     result = {"status": "error", "error": None, "log": "", "exercises": [], "notes": []}
@@ -444,7 +453,7 @@ def _worker(argv: list[str]) -> int:
     nb = nbformat.read(str(sub_path), as_version=4)
     guard = tamper.guard_name(a.nonce)
     guard_log = course / f"guard-{a.nonce}.log"
-    prepare_copy(nb, release_nb, guard, str(guard_log), a.memory or None)
+    prepare_copy(nb, release_nb, guard, str(guard_log), a.memory or None, with_guard=not a.no_guard)
     nbformat.write(nb, str(sub_path))
 
     r = api.autograde(lesson, STUDENT, force=True, create=True)
@@ -484,8 +493,8 @@ def _worker(argv: list[str]) -> int:
             elif e.ename == "SystemExit":
                 notes.append(f"Cell {cellno} raised SystemExit (sys.exit() or exit()): remove it; the cells after "
                              "it still ran.")
-            elif e.ename == "CellTimeoutError":
-                timeouts.append(cellno)
+        if any(e.ename == "CellTimeoutError" for e in errors):
+            timeouts.append(vc.get("cell") or meta.get("grade_id") or "?")
         if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
             name = meta["grade_id"]
             score, max_score = scores.get(name, (0.0, float(meta.get("points", 0))))
@@ -493,11 +502,11 @@ def _worker(argv: list[str]) -> int:
             msg = ""
             if errors:
                 e = errors[0]
-                if e.ename == "NotRun":
+                if any(x.ename == "CellTimeoutError" for x in errors):
+                    msg = f"CellTimeoutError: the test ran past {a.timeout} s"
+                elif e.ename == "NotRun":
                     msg = e.evalue
                     not_run.append(name)
-                elif e.ename == "CellTimeoutError":
-                    msg = f"CellTimeoutError: the test ran past {a.timeout} s"
                 else:
                     msg = f"{e.ename}: {_first_line(e.evalue)}" if _first_line(e.evalue) else e.ename
             elif score < float(max_score):

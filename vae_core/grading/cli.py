@@ -41,7 +41,8 @@ def _print_result(res, out) -> None:
     print("", file=out)
 
 
-def cmd_grade(args, out=sys.stdout) -> int:
+def cmd_grade(args, out=None) -> int:
+    out = out or sys.stdout
     from .autograde import GradeOptions, grade_lesson
     from .record import append_record
 
@@ -89,7 +90,8 @@ def cmd_grade(args, out=sys.stdout) -> int:
     return EXIT_GRADER if broke and args.lesson != "all" else EXIT_OK
 
 
-def cmd_progress(args, out=sys.stdout) -> int:
+def cmd_progress(args, out=None) -> int:
+    out = out or sys.stdout
     from .record import progress_rows, record_path
 
     root = find_course_root(root=args.root)
@@ -109,8 +111,18 @@ def cmd_progress(args, out=sys.stdout) -> int:
     return EXIT_OK
 
 
-def cmd_check_tamper(args, out=sys.stdout) -> int:
+def _read_nb(path):
+    import warnings
+
     import nbformat
+
+    with warnings.catch_warnings():  # MissingIDFieldWarning and the like: not what the user asked about
+        warnings.simplefilter("ignore")
+        return nbformat.read(str(path), as_version=4)
+
+
+def cmd_check_tamper(args, out=None) -> int:
+    out = out or sys.stdout
 
     from .tamper import scan_notebook
 
@@ -125,15 +137,15 @@ def cmd_check_tamper(args, out=sys.stdout) -> int:
         solution = None
         if args.lesson and root:
             lesson, _ = resolve_lesson(args.lesson, root)
-            solution = nbformat.read(str(lesson.solution_notebook), as_version=4)
+            solution = _read_nb(lesson.solution_notebook)
         elif root:
             try:
                 lesson, _ = resolve_lesson(str(path), root)
-                solution = nbformat.read(str(lesson.solution_notebook), as_version=4)
+                solution = _read_nb(lesson.solution_notebook)
             except UsageError:
                 solution = None
         try:
-            nb = nbformat.read(str(path), as_version=4)
+            nb = _read_nb(path)
         except Exception as err:
             print(f"{path}: unreadable ({type(err).__name__}: {err})", file=out)
             flagged += 1

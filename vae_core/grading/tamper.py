@@ -256,16 +256,18 @@ class CourseFacts:
 
     restored_ids: frozenset  # grade_ids of cells grading restores from solutions/ (locked)
     course_sources: frozenset  # sources of course code cells, to skip unedited ones
-    protected: dict  # name -> how the course binds it (course helpers and imports)
+    protected: dict  # name -> how the course binds it (locked helpers, imports, helpers the tests use)
     imports: dict  # alias -> dotted path, from the course's imports
+    editable_defs: tuple = ()  # def/class names of each unlocked course cell (a learner may edit those)
 
     @classmethod
     def from_solution(cls, nb) -> "CourseFacts":
-        restored, sources, protected, imports = set(), set(), {}, {}
-        solution_bound = set()
+        restored, sources, protected, imports, editable = set(), set(), {}, {}, []
+        solution_bound, test_names, narrative = set(), set(), {}
         for cell in nb.get("cells", []):
             meta = _nbgrader(cell)
-            if meta.get("grade_id") and (meta.get("locked") or (meta.get("grade") and not meta.get("solution"))):
+            locked = bool(meta.get("grade_id") and (meta.get("locked") or (meta.get("grade") and not meta.get("solution"))))
+            if locked:
                 restored.add(meta["grade_id"])
             if cell.get("cell_type") != "code":
                 continue
@@ -282,11 +284,22 @@ class CourseFacts:
             imports.update(imp)
             for name in imp:
                 protected[name] = f"imported by the course as {imp[name]}"
-            for name in _toplevel_defs(tree):
-                protected[name] = "a helper defined by the course"
+            defs = _toplevel_defs(tree)
+            if meta.get("grade"):
+                test_names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+            if locked:
+                for name in defs:
+                    protected[name] = "a helper defined in a locked course cell"
+            else:
+                editable.append(frozenset(defs))
+                for name in defs:
+                    narrative[name] = "a helper defined by the course"
+        for name, how in narrative.items():
+            if name in test_names and name not in protected:
+                protected[name] = how + " and used by the tests"
         for name in solution_bound:
             protected.pop(name, None)  # the learner's own answers may bind these
-        return cls(frozenset(restored), frozenset(sources), protected, imports)
+        return cls(frozenset(restored), frozenset(sources), protected, imports, tuple(editable))
 
     @classmethod
     def empty(cls) -> "CourseFacts":
@@ -416,6 +429,7 @@ def scan_source(source: str, facts: CourseFacts | None = None) -> list[tuple[int
     except (SyntaxError, ValueError):
         return []
     cell_imports = _import_bindings(tree)
+    defs = _toplevel_defs(tree)
     scanner = _Scanner(facts, cell_imports)
     scanner.visit(tree)
     found = list(scanner.found)
@@ -428,6 +442,9 @@ def scan_source(source: str, facts: CourseFacts | None = None) -> list[tuple[int
         elif name in facts.protected:
             if how == "import" and facts.imports.get(name) == cell_imports.get(name):
                 continue  # re-importing the same thing under the same name is fine
+            if how == "def" and "locked" not in facts.protected[name] and any(
+                    name in d and d <= defs for d in facts.editable_defs):
+                continue  # the course's own (editable) cell, edited in place
             found.append((line, f"{name} (rebound by {how})",
                           f"redefines {name}, {facts.protected[name]}, which the tests rely on"))
         elif name in KNOWN_MODULE_ALIASES and how != "import":
