@@ -146,7 +146,7 @@ def _is_pos_int(v: object) -> bool:
 
 
 def _fmt(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+    return str(tuple(shape))  # (32, 784), (20,)
 
 
 def _check_conv_shape(input_shape: tuple[int, int, int], channels: tuple[int, ...]) -> None:
