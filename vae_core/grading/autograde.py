@@ -440,6 +440,7 @@ def _worker(argv: list[str]) -> int:
     c.CourseDirectory.course_id = "vae_course"
     c.Execute.timeout = a.timeout
     c.Execute.interrupt_on_timeout = True
+    c.IgnorePattern.enabled = True  # off by default in nbgrader 0.9.6: the pattern alone does nothing
     c.IgnorePattern.pattern = IGNORE_STDERR
     c.Autograde.autograde_preprocessors = [_execute_class(), IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
