@@ -28,7 +28,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 MANIFEST_NAME = "MANIFEST.json"
 SOURCE_DIR = "solutions"
@@ -138,19 +138,6 @@ def _write_manifest(root: Path, manifest: dict) -> None:
 # --- running nbgrader in a throw-away course -----------------------------------------------------
 
 
-@contextlib.contextmanager
-def alembic_on_path() -> Iterator[None]:
-    """nbgrader's gradebook runs the ``alembic`` executable; make the one beside this Python findable."""
-    old = os.environ.get("PATH", "")
-    bin_dir = str(Path(sys.executable).parent)
-    if shutil.which("alembic") is None:
-        os.environ["PATH"] = bin_dir + os.pathsep + old
-    try:
-        yield
-    finally:
-        os.environ["PATH"] = old
-
-
 def course_config(root: Path, course_dir: Path | None = None):
     """The course's ``nbgrader_config.py`` as a traitlets ``Config``; with ``course_dir`` given,
     rebased onto that (temporary) course: its own root, gradebook and exchange."""
@@ -181,12 +168,15 @@ def render_lesson(root: Path, lesson: Lesson, workdir: Path | None = None) -> st
         shutil.copy2(lesson.solution, src / lesson.solution.name)  # notebooks only: nothing else is released
 
         config = course_config(root, course)
+        # nbgrader's own `generate_assignment --no-db`: the release is the same, but no gradebook is
+        # created (that costs an `alembic` subprocess); grading records the cells in its own course.
+        config.GenerateAssignment.no_database = True
+        config.SaveCells.enabled = False
         coursedir = CourseDirectory(config=config)
         coursedir.assignment_id = lesson.name
         app = GenerateAssignment(coursedir=coursedir, config=config, log=log)
         app.force = True
-        with alembic_on_path():
-            app.start()
+        app.start()
 
         nb = nbformat.read(course / RELEASE_DIR / lesson.name / lesson.solution.name, as_version=4)
     return notebook_text(nb)
