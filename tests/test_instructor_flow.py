@@ -1,0 +1,108 @@
+"""The stock nbgrader workflow with this course's nbgrader_config.py, end to end, in a temporary directory.
+
+An instructor and three students (full marks, partial, untouched stub) on one machine, sharing an
+exchange directory chosen with ``VAE_COURSE_EXCHANGE``, as on a laptop or a JupyterHub:
+
+    generate_assignment -> release_assignment -> fetch_assignment (x3) -> validate -> submit (x3)
+    -> collect -> autograde -> generate_feedback -> release_feedback -> fetch_feedback -> export
+
+Every step is the real ``nbgrader`` command line (a subprocess), so this is the flow the README
+documents. The course directory and the students' homes load the repository's nbgrader_config.py
+with ``load_subconfig`` and only move the course root into the temporary directory.
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import nb_helpers as h
+
+LESSON = "00_orientation"
+NOTEBOOK = f"{LESSON}.ipynb"
+COURSE_ID = "vae-course"
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+
+def _nbgrader(cwd: Path, env: dict, *args: str) -> str:
+    proc = subprocess.run(["nbgrader", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"`nbgrader {' '.join(args)}` failed in {cwd} (exit {proc.returncode}):\n{out[-5000:]}"
+    return out
+
+
+def _config(path: Path, course_root: Path | None = None) -> None:
+    lines = ["c = get_config()", f"load_subconfig({str(h.REPO / 'nbgrader_config.py')!r})"]
+    if course_root is not None:
+        lines.append(f"c.CourseDirectory.root = {str(course_root)!r}")
+    (path / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
+
+
+def test_generate_release_fetch_submit_collect_autograde_feedback_export(tmp_path: Path):
+    lesson = next(ls for ls in h.solution_lessons() if ls.name == LESSON)
+    course, exchange, homes = tmp_path / "course", tmp_path / "exchange", tmp_path / "home"
+    exchange.mkdir(mode=0o777)
+    env = h.notebook_env(VAE_COURSE_EXCHANGE=str(exchange))
+
+    # --- instructor: generate and release ---------------------------------------------------
+    (course / "solutions" / LESSON).mkdir(parents=True)
+    shutil.copy2(lesson.solution, course / "solutions" / LESSON / NOTEBOOK)
+    _config(course, course_root=course)
+    _nbgrader(course, env, "generate_assignment", LESSON)
+    release = course / "lessons" / LESSON / NOTEBOOK
+    assert "raise NotImplementedError()" in release.read_text()
+    _nbgrader(course, env, "release_assignment", LESSON)
+    assert (exchange / COURSE_ID / "outbound" / LESSON / NOTEBOOK).is_file()
+
+    # --- students: fetch, work, validate, submit ----------------------------------------------
+    answers = {"full": None, "partial": ["ex1_logsumexp", "ex2_softplus"], "stub": []}
+    for student, grade_ids in answers.items():
+        home = homes / student
+        home.mkdir(parents=True)
+        _config(home)
+        _nbgrader(home, env, "fetch_assignment", LESSON)
+        mine = home / LESSON / NOTEBOOK
+        assert mine.read_bytes() == release.read_bytes(), "students fetch exactly the released lesson"
+        if grade_ids != []:
+            nbformat.write(h.answer_exercises(mine, lesson.solution, grade_ids), mine)
+
+    # the Validate button's check, from the command line: passes when done, fails on the stub
+    out = _nbgrader(homes / "full", env, "validate", str(homes / "full" / LESSON / NOTEBOOK))
+    assert "Success! Your notebook passes all the tests." in out, out[-3000:]
+    out = _nbgrader(homes / "stub", env, "validate", "--invert", str(homes / "stub" / LESSON / NOTEBOOK))
+    assert "Success! The notebook does not pass any tests." in out, out[-3000:]
+
+    for student in answers:
+        _nbgrader(homes / student, env, "submit", LESSON, f"--student={student}")
+
+    # --- instructor: collect, autograde, feedback, export ---------------------------------------
+    _nbgrader(course, env, "collect", LESSON)
+    for student in answers:
+        assert (course / "submitted" / student / LESSON / NOTEBOOK).is_file(), f"{student} not collected"
+    _nbgrader(course, env, "autograde", LESSON)
+    _nbgrader(course, env, "generate_feedback", LESSON)
+    for student in answers:
+        html = course / "feedback" / student / LESSON / f"{LESSON}.html"
+        assert html.is_file() and "Score:" in html.read_text(), f"no feedback for {student}"
+    _nbgrader(course, env, "release_feedback", LESSON)
+    _nbgrader(homes / "full", env, "fetch_feedback", LESSON, "--student=full")
+    assert list((homes / "full" / LESSON / "feedback").glob(f"*/{LESSON}.html")), "feedback not fetched"
+
+    _nbgrader(course, env, "export", f"--to={tmp_path / 'grades.csv'}")
+    with open(tmp_path / "grades.csv", newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == LESSON}
+    assert set(rows) == set(answers), rows
+    score = {s: float(rows[s]["score"]) for s in rows}
+    max_score = float(rows["full"]["max_score"])
+    assert max_score == 7.0, "lesson 00 is worth 3 + 2 + 2 points"
+    assert score["full"] == max_score, rows["full"]
+    assert 0 < score["partial"] < max_score, rows["partial"]
+    assert score["partial"] == 5.0, "logsumexp (3) and softplus (2) answered, log-mean-exp (2) not"
+    assert score["stub"] == 0, rows["stub"]
+    # grading never modifies a student's own notebook
+    assert (homes / "stub" / LESSON / NOTEBOOK).read_bytes() == release.read_bytes()
