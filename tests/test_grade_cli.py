@@ -198,14 +198,21 @@ def test_deleted_and_edited_test_cells_are_restored_from_solutions(tmp_path):
     ids = lambda c: c["metadata"].get("nbgrader", {}).get("grade_id")  # noqa: E731
     # delete the tests of ex1 (right answer: the restored test must give its points) and ex2 (stub)
     nb["cells"] = [c for c in nb["cells"] if ids(c) not in ("test_ex1_softplus", "test_ex2_lse")]
-    # ... and gut the test of ex3, and strip its nbgrader metadata from a copy
+    # ... and gut the test of ex3
     test3 = next(c for c in nb["cells"] if ids(c) == "test_ex3_kl")
     test3["source"] = "pass\n"
+    test3["metadata"]["nbgrader"]["points"] = 50  # and claim more points for it
+    # an added cell posing as a graded test worth 100 points
+    bonus = {"cell_type": "code", "execution_count": None, "outputs": [], "source": "pass\n",
+             "metadata": {"nbgrader": {"grade": True, "solution": False, "locked": True, "points": 100,
+                                       "grade_id": "bonus", "schema_version": 3}}}
+    nb["cells"].insert(3, bonus)
     root = make_course(tmp_path)
     write(nb, nb_path(root))
     res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120))
     got = {e.grade_id: e.points for e in res.exercises}
     assert got == {"test_ex1_softplus": 2.0, "test_ex2_lse": 0.0, "test_ex3_kl": 0.0}, res
+    assert res.max == TOTAL and sum(e.max for e in res.exercises) == TOTAL
     assert "NotImplementedError" in next(e.message for e in res.exercises if e.grade_id == "test_ex2_lse")
 
 

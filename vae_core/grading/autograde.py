@@ -17,7 +17,8 @@ What :func:`grade_lesson` does, in order:
 5. report per exercise, copy the HTML feedback to ``.vae_course/feedback/NN/<timestamp>/`` and
    append a line to the grade record.
 
-The worker runs as ``python -m vae_core.grading.autograde --course ...`` (internal).
+The worker is started by :func:`grade_lesson` (``_WORKER_BOOT``); ``generate_assignment`` output is
+cached per version of the solution folder in ``.vae_course/cache/``.
 """
 from __future__ import annotations
 
@@ -134,6 +135,30 @@ def _worker_env() -> dict:
     return env
 
 
+# Start the worker without importing the vae_core package (its __init__ imports torch, which the
+# worker does not need): load this folder as a stand-alone package.
+_WORKER_BOOT = (
+    "import sys, types; pkg = types.ModuleType('_vae_grading'); pkg.__path__ = [sys.argv[1]]; "
+    "sys.modules['_vae_grading'] = pkg; from _vae_grading.autograde import _worker; "
+    "sys.exit(_worker(sys.argv[2:]))"
+)
+CACHE_VERSION = "1"
+
+
+def _cache_dir(lesson: Lesson) -> Path:
+    """Where the generated gradebook and release of this exact solution folder are kept, so that
+    ``generate_assignment`` runs once per version of the lesson, not once per grading."""
+    from importlib.metadata import version
+
+    h = hashlib.sha256(f"{CACHE_VERSION}|nbgrader {version('nbgrader')}|{lesson.name}".encode())
+    for f in sorted(p for p in lesson.solution_dir.rglob("*") if p.is_file()):
+        rel = f.relative_to(lesson.solution_dir).as_posix()
+        if ".ipynb_checkpoints" in rel or "__pycache__" in rel:
+            continue
+        h.update(rel.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return Path(lesson.root) / STATE_DIR / "cache" / lesson.name / h.hexdigest()[:20]
+
+
 def _kill_tree(proc: subprocess.Popen) -> None:
     """Kill the worker and everything it started (the kernel runs in its own session)."""
     pids = []
@@ -235,7 +260,9 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
     result_path = course / "result.json"
     n_code = sum(1 for c in solution.get("cells", []) if c.get("cell_type") == "code")
     wall = options.wall or options.timeout * (n_code + 2) + 120
-    cmd = [sys.executable, "-m", "vae_core.grading.autograde", "--course", str(course), "--lesson", lesson.name,
+    cache = _cache_dir(lesson)
+    cmd = [sys.executable, "-c", _WORKER_BOOT, str(Path(__file__).resolve().parent),
+           "--course", str(course), "--lesson", lesson.name, "--cache", str(cache),
            "--timeout", str(int(options.timeout)), "--nonce", nonce, "--result", str(result_path),
            "--memory", str(int(options.memory_gb * 2**30)) if options.memory_gb else "0"]
     if not options.guard:
@@ -329,10 +356,19 @@ def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | 
     import nbformat
 
     def gid(cell):
-        return ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
+        meta = (cell.get("metadata") or {}).get("nbgrader")
+        return meta.get("grade_id") if isinstance(meta, dict) else None
 
+    release_meta = {gid(c): c.metadata["nbgrader"] for c in release_nb.cells if gid(c)}
     for i, cell in enumerate(nb.cells, start=1):
         cell.setdefault("metadata", {})["vae_course"] = {"origin": "learner", "cell": i}
+        if "nbgrader" in cell.metadata:
+            # the course decides what is graded and how much: a grade_id the course does not have
+            # makes a plain cell, and a known one gets the course's flags and points back
+            if gid(cell) in release_meta:
+                cell.metadata["nbgrader"] = json.loads(json.dumps(release_meta[gid(cell)]))
+            else:
+                del cell.metadata["nbgrader"]
     present = {gid(c) for c in nb.cells if gid(c)}
     last_pos = -1
     for rcell in release_nb.cells:
@@ -408,6 +444,18 @@ def _execute_class():
     return GuardedExecute
 
 
+def _mkdirs(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _cpu() -> float:
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _worker(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m vae_core.grading.autograde")
     p.add_argument("--course", required=True)
@@ -417,9 +465,16 @@ def _worker(argv: list[str]) -> int:
     p.add_argument("--nonce", required=True)
     p.add_argument("--result", required=True)
     p.add_argument("--no-guard", action="store_true")
+    p.add_argument("--cache", default=None)
     a = p.parse_args(argv)
     course, lesson = Path(a.course), a.lesson
-    result = {"status": "error", "error": None, "log": "", "exercises": [], "notes": []}
+    result = {"status": "error", "error": None, "log": "", "exercises": [], "notes": [], "timings": {}}
+    clock = {"t": time.perf_counter(), "cpu": _cpu()}
+
+    def lap(name):  # wall and CPU seconds (this process and its kernels) per phase, for the benchmark
+        t, cpu = time.perf_counter(), _cpu()
+        result["timings"][name] = (round(t - clock["t"], 3), round(cpu - clock["cpu"], 3))
+        clock.update(t=t, cpu=cpu)
 
     def done(**kw):
         result.update(kw)
@@ -445,10 +500,27 @@ def _worker(argv: list[str]) -> int:
     c.Autograde.autograde_preprocessors = [_execute_class(), IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     api = NbGraderAPI(config=c)
+    lap("import")
 
-    r = api.generate_assignment(lesson, force=True, create=True)
-    if not r["success"]:
-        return done(error="generate_assignment failed on the course's own solution notebook", log=r["log"])
+    cache = Path(a.cache) if a.cache else None
+    if cache and (cache / "gradebook.db").is_file() and (cache / "release" / f"{lesson}.ipynb").is_file():
+        shutil.copy2(cache / "gradebook.db", course / "gradebook.db")
+        shutil.copytree(cache / "release", course / "release" / lesson)
+    else:
+        r = api.generate_assignment(lesson, force=True, create=True)
+        if not r["success"]:
+            return done(error="generate_assignment failed on the course's own solution notebook", log=r["log"])
+        if cache:
+            tmp = None
+            try:  # build the cache entry beside its final place, then move it in one step
+                tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=_mkdirs(cache.parent)))
+                shutil.copy2(course / "gradebook.db", tmp / "gradebook.db")
+                shutil.copytree(course / "release" / lesson, tmp / "release")
+                os.replace(tmp, cache)
+            except OSError:
+                if tmp is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)  # another run filled it first, or a read-only course
+    lap("generate_assignment")
     release_nb = nbformat.read(str(course / "release" / lesson / f"{lesson}.ipynb"), as_version=4)
     sub_path = course / "submitted" / STUDENT / lesson / f"{lesson}.ipynb"
     nb = nbformat.read(str(sub_path), as_version=4)
@@ -457,7 +529,9 @@ def _worker(argv: list[str]) -> int:
     prepare_copy(nb, release_nb, guard, str(guard_log), a.memory or None, with_guard=not a.no_guard)
     nbformat.write(nb, str(sub_path))
 
+    lap("prepare_copy")
     r = api.autograde(lesson, STUDENT, force=True, create=True)
+    lap("autograde")
     if not r["success"]:
         return done(error=_first_line(r.get("error") or "autograde failed"), log=r["log"])
     graded_nb = nbformat.read(str(course / "autograded" / STUDENT / lesson / f"{lesson}.ipynb"), as_version=4)
@@ -519,12 +593,12 @@ def _worker(argv: list[str]) -> int:
     if stop is not None:
         stop = dict(stop, not_run=not_run)
 
+    lap("collect")
     r = api.generate_feedback(lesson, STUDENT, force=True)
+    lap("generate_feedback")
     if not r["success"]:
         notes.append("The HTML feedback could not be written (nbgrader generate_feedback failed).")
     return done(status="ok", exercises=exercises, notes=notes, stopped=stop, timeouts=timeouts,
                 guard_problems=guard_problems, log=r["log"][-4000:])
 
 
-if __name__ == "__main__":
-    sys.exit(_worker(sys.argv[1:]))

@@ -81,7 +81,6 @@ def cmd_grade(args, out=None) -> int:
         append_record(root, res.to_record())
         _print_result(res, out)
         total, total_max = total + res.score, total_max + res.max
-        broke = broke or res.status == "error"
     if args.lesson == "all":
         for lesson in skipped:
             print(f"Lesson {lesson.name}: no notebook at {lesson.default_notebook}; skipped.", file=out)
