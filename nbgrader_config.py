@@ -15,6 +15,7 @@ Environment variables (all optional):
                                (default: ``exchange/`` in this repository; ``/srv/nbgrader/exchange``
                                is the usual choice on a shared JupyterHub).
 - ``VAE_COURSE_ID``            course id in the exchange and gradebook (default ``vae-course``).
+- ``VAE_COURSE_RELEASE_DIR``   where ``nbgrader generate_assignment`` writes (default ``lessons``).
 - ``VAE_COURSE_CELL_TIMEOUT``  seconds one cell may run when grading/validating (default 300).
 """
 import os
@@ -32,8 +33,10 @@ c.CourseDirectory.root = str(COURSE_ROOT)
 c.CourseDirectory.course_id = os.environ.get("VAE_COURSE_ID", "vae-course")
 # Instructor notebooks (solutions and hidden tests) are the source ...
 c.CourseDirectory.source_directory = "solutions"
-# ... and the student notebooks nbgrader generates are the release.
-c.CourseDirectory.release_directory = "lessons"
+# ... and the student notebooks nbgrader generates are the release. An instructor who runs the
+# exchange workflow in a clone they also study in can send nbgrader's release elsewhere
+# (VAE_COURSE_RELEASE_DIR=release): `nbgrader generate_assignment` replaces the release folder.
+c.CourseDirectory.release_directory = os.environ.get("VAE_COURSE_RELEASE_DIR", "lessons")
 # submitted/, autograded/, feedback/ and gradebook.db keep nbgrader's default names (all git-ignored).
 
 # --- exchange (release -> fetch -> submit -> collect) ----------------------------------------

@@ -36,6 +36,8 @@ pytestmark = [
     pytest.mark.slow,
     # nbgrader 0.9.6's gradebook trips SQLAlchemy's autoflush warning on every autograde; not ours to fix
     pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
+    # ... and the test cells it puts back carry no nbformat cell id
+    pytest.mark.filterwarnings("ignore::nbformat.warnings.MissingIDFieldWarning"),
 ]
 
 
@@ -170,3 +172,29 @@ def test_correct_answer_that_warns_still_scores(tmp_path):
     )
     assert graded.scores[gid] == (3.0, 3.0), f"a warning zeroed a correct answer: {graded.errors}"
     assert graded.total == graded.max_total, f"full marks expected, got {graded.scores}"
+
+
+def test_deleted_test_cells_are_put_back_before_grading(tmp_path):
+    """OverwriteCells.add_missing_cells: deleting a test cell neither loses its points for a correct
+    answer nor hands them to an unanswered one (the instructor's cell, hidden tests included, runs)."""
+    lesson = gen.find_lesson(h.REPO, "00")
+    course = h.make_course(tmp_path, lesson)
+
+    def without_tests(nb):
+        nb = nbformat.from_dict(nb)
+        nb.cells = [c for c in nb.cells if not (c.metadata.get("nbgrader", {}).get("grade")
+                                                and not c.metadata["nbgrader"].get("solution"))]
+        return nb
+
+    answered = without_tests(h.answer_exercises(course.release, lesson.solution))
+    stub = without_tests(nbformat.read(course.release, as_version=4))
+    assert not h.graded_test_ids(answered), "the test cells were not deleted"
+    graded = h.autograde(course, {"answered_deleted": answered, "stub_deleted": stub})
+
+    test_ids = h.graded_test_ids(nbformat.read(lesson.solution, as_version=4))
+    full, empty = graded["answered_deleted"], graded["stub_deleted"]
+    assert set(full.scores) == set(empty.scores) == set(test_ids)
+    assert full.total == full.max_total, f"restored tests should pass on correct answers: {full.errors}"
+    assert empty.total == 0, f"deleting the tests must not earn points: {empty.scores}"
+    restored = [c for c in full.notebook.cells if "added back by nbgrader" in c.source]
+    assert len(restored) == len(test_ids), "each deleted test cell is put back, with a note"

@@ -147,6 +147,8 @@ def course_config(root: Path, course_dir: Path | None = None):
     if course_dir is not None:
         course_dir = Path(course_dir)
         config.CourseDirectory.root = str(course_dir)
+        config.CourseDirectory.source_directory = SOURCE_DIR
+        config.CourseDirectory.release_directory = RELEASE_DIR
         config.CourseDirectory.db_url = f"sqlite:///{course_dir / 'gradebook.db'}"
         config.Exchange.root = str(course_dir / "exchange")
     return config
