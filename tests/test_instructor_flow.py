@@ -106,3 +106,31 @@ def test_generate_release_fetch_submit_collect_autograde_feedback_export(tmp_pat
     assert score["stub"] == 0, rows["stub"]
     # grading never modifies a student's own notebook
     assert (homes / "stub" / LESSON / NOTEBOOK).read_bytes() == release.read_bytes()
+
+
+def test_jupyter_config_hides_instructor_panels_and_keeps_validate():
+    """`make lab` runs JupyterLab with JUPYTER_CONFIG_PATH=jupyter_config: the plugin ids it disables
+    must be real plugins of the installed nbgrader labextension (a wrong id silently does nothing),
+    JupyterLab must read them, and the Validate server extension must stay on."""
+    import json
+    import sys
+
+    cfg_dir = h.REPO / "jupyter_config"
+    disabled = json.loads((cfg_dir / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
+    wanted = {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list"}
+    assert wanted <= {k for k, v in disabled.items() if v}, disabled
+
+    ext = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "@jupyter" / "nbgrader" / "static"
+    bundle = "".join(p.read_text(errors="ignore") for p in ext.glob("*.js"))
+    unknown = [pid for pid in disabled if f'"{pid}"' not in bundle]
+    assert not unknown, f"not plugins of the installed nbgrader labextension: {unknown}"
+    assert '"@jupyter/nbgrader:validate-assignment"' in bundle and "@jupyter/nbgrader:validate-assignment" not in disabled
+
+    server = json.loads((cfg_dir / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
+    assert server["nbgrader.server_extensions.validate_assignment"] is True
+    assert server["nbgrader.server_extensions.formgrader"] is False
+
+    env = h.notebook_env(JUPYTER_CONFIG_PATH=str(cfg_dir))
+    proc = subprocess.run(["jupyter", "labextension", "list"], env=env, capture_output=True, text=True, cwd=h.REPO)
+    listing = proc.stdout + proc.stderr
+    assert "Disabled extensions:" in listing and all(pid in listing for pid in wanted), listing
