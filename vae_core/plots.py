@@ -1,0 +1,367 @@
+"""Figures for the lessons. Every function returns a matplotlib ``Figure`` and never calls ``plt.show()``.
+
+How the figures behave:
+
+- In a notebook, make the returned figure the cell's last expression (``image_grid(x)``) or call
+  ``display(fig)``; it is shown exactly once. Save it with ``fig.savefig("grid.png")``.
+- Figures are created through pyplot (so Jupyter's inline backend knows how to render them) and then
+  at once released from pyplot's registry with ``plt.close(fig)``: nothing piles up across a loop
+  (no "More than 20 figures" warning) and the inline backend does not draw them a second time.
+  Drawing into a closed figure and saving or displaying it works as usual.
+- Functions that take ``ax=`` draw into your axes instead and return ``ax.figure`` untouched
+  (not closed: it is yours).
+
+Images are expected in ``[0, 1]`` (use :func:`vae_core.latent.to_images` on decoder outputs);
+``normalize=True`` rescales anything else, e.g. difference images.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .latent import _grid_axis, decode_grid, to_images, traverse, _latent_dim
+
+__all__ = [
+    "image_grid",
+    "loss_curves",
+    "latent_scatter",
+    "manifold",
+    "traversal_grid",
+    "interpolation_rows",
+]
+
+_CELL_INCHES = 0.45  # display size of one image in a grid
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    plt.close(fig)  # released from pyplot: no leak, no double display (see module docstring)
+    return fig
+
+
+def _to_numpy_images(images, normalize: bool) -> np.ndarray:
+    """(N, C, H, W) / (N, H, W) tensor or array -> (N, H, W, C) float array in [0, 1], C in {1, 3}."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().float().cpu().numpy()
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 3:
+        images = images[:, None]  # (N, H, W) -> (N, 1, H, W)
+    if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[0] == 0:
+        raise ValueError(
+            f"images must have shape (N, 1, H, W), (N, 3, H, W) or (N, H, W) with N >= 1, got {tuple(images.shape)}"
+        )
+    if not np.isfinite(images).all():
+        raise ValueError("images contain NaN or inf; check the decoder output (a diverged model?)")
+    if normalize:
+        lo, hi = images.min(), images.max()
+        images = (images - lo) / (hi - lo) if hi > lo else np.zeros_like(images)
+    elif images.min() < -1e-6 or images.max() > 1 + 1e-6:
+        raise ValueError(
+            f"images must be in [0, 1], got values in [{images.min():.3g}, {images.max():.3g}]; decoder logits? "
+            "use vae_core.latent.to_images(model, z) (sigmoid / clamp), or pass normalize=True"
+        )
+    return np.clip(images, 0.0, 1.0).transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
+
+
+def _mosaic(images: np.ndarray, ncol: int, pad: int, pad_value: float) -> np.ndarray:
+    """(N, H, W, C) -> one (rows*(H+pad)+pad, ncol*(W+pad)+pad, C) canvas, row-major, padded."""
+    n, h, w, c = images.shape
+    rows = math.ceil(n / ncol)
+    canvas = np.full((rows * (h + pad) + pad, ncol * (w + pad) + pad, c), pad_value, dtype=np.float32)
+    for k in range(n):
+        i, j = divmod(k, ncol)
+        top, left = pad + i * (h + pad), pad + j * (w + pad)
+        canvas[top : top + h, left : left + w] = images[k]
+    return canvas
+
+
+def _show(ax: Axes, canvas: np.ndarray) -> None:
+    if canvas.shape[-1] == 1:
+        ax.imshow(canvas[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(canvas, interpolation="nearest")
+
+
+def image_grid(
+    images,
+    nrow: int | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+    pad: int = 1,
+    pad_value: float = 0.5,
+    normalize: bool = False,
+) -> Figure:
+    """Show a batch of images as one grid (a single ``imshow``, fast even for hundreds of images).
+
+    Args:
+        images: ``(N, 1, H, W)`` (grey), ``(N, 3, H, W)`` (RGB) or ``(N, H, W)``; tensor or array,
+            values in ``[0, 1]`` (or ``normalize=True``).
+        nrow: images per row, as in ``torchvision.utils.make_grid``; default ``ceil(sqrt(N))``.
+        title: optional axes title. ax: draw into these axes instead of a new figure.
+        pad, pad_value: separator width in pixels and its grey level.
+
+    Returns:
+        The ``Figure`` (one axes, or ``ax.figure``).
+    """
+    arr = _to_numpy_images(images, normalize)  # (N, H, W, C)
+    n = arr.shape[0]
+    if nrow is None:
+        nrow = math.ceil(math.sqrt(n))
+    if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow < 1:
+        raise ValueError(f"nrow (images per row) must be a positive int, got {nrow!r}")
+    ncol = min(nrow, n)
+    canvas = _mosaic(arr, ncol, pad, pad_value)
+    if ax is None:
+        rows = math.ceil(n / ncol)
+        fig = _figure((max(1.5, ncol * _CELL_INCHES), max(1.5, rows * _CELL_INCHES + (0.3 if title else 0.0))))
+        ax = fig.add_subplot()
+    _show(ax, canvas)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+# ----------------------------------------------------------------------------- training curves
+_CURVES = (  # (panel title, history key without prefix, sign applied)
+    ("reconstruction  -log p(x|z)", "recon", 1.0),
+    ("KL(q(z|x) || p(z))", "kl", 1.0),
+    ("-ELBO (nats)", "elbo", -1.0),
+)
+
+
+def _history_dict(history) -> Mapping[str, Sequence]:
+    if hasattr(history, "as_dict"):
+        history = history.as_dict()
+    if not isinstance(history, Mapping):
+        raise ValueError(
+            f"history must be a History (with .as_dict()) or a dict of lists, got {type(history).__name__}"
+        )
+    missing = [f"train_{k}" for _, k, _ in _CURVES if f"train_{k}" not in history]
+    if missing:
+        raise ValueError(f"history is missing {missing}; expected keys epoch, train_recon, train_kl, train_elbo, test_*")
+    return history
+
+
+def _series(values) -> np.ndarray:
+    """A list that may hold None (epochs without evaluation) -> float array with NaN there."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def loss_curves(history, title: str | None = None) -> Figure:
+    """Reconstruction, KL and -ELBO per epoch, train vs test: three panels.
+
+    Args:
+        history: a ``vae_core.train.History`` (anything with ``.as_dict()``) or a dict of equal-length
+            lists with keys ``train_recon``, ``train_kl``, ``train_elbo`` (per-example means in nats,
+            ELBO = -recon - KL) and optionally ``epoch`` and ``test_recon``, ``test_kl``, ``test_elbo``
+            (``None`` entries, e.g. epochs without evaluation, are skipped).
+
+    Returns:
+        A ``Figure`` with 3 axes.
+    """
+    h = _history_dict(history)
+    n = len(h["train_recon"])
+    if n == 0:
+        raise ValueError("history is empty: train for at least one epoch before plotting")
+    epochs = np.asarray(h["epoch"], dtype=float) if "epoch" in h else np.arange(1, n + 1, dtype=float)
+    for key in [k for k in h if k.startswith(("train_", "test_")) and k[k.index("_") + 1 :] in ("recon", "kl", "elbo")]:
+        if len(h[key]) != len(epochs):
+            raise ValueError(f"history[{key!r}] has {len(h[key])} entries, expected {len(epochs)} (one per epoch)")
+    fig = _figure((11.0, 3.2))
+    axes = fig.subplots(1, 3)
+    for ax, (name, key, sign) in zip(axes, _CURVES):
+        for split, style in (("train", "-"), ("test", "--")):
+            if f"{split}_{key}" in h:
+                y = sign * _series(h[f"{split}_{key}"])
+                ok = ~np.isnan(y)
+                if ok.any():
+                    ax.plot(epochs[ok], y[ok], style, marker="o", markersize=3, label=split)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_ylabel("nats per example")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------- latent spaces
+def latent_scatter(
+    z,
+    labels=None,
+    title: str | None = None,
+    dims: tuple[int, int] = (0, 1),
+    ax: Axes | None = None,
+    s: float = 4.0,
+) -> Figure:
+    """Scatter two latent coordinates, coloured by class (a legend for up to 20 classes).
+
+    Args:
+        z: ``(N, D)`` latents (e.g. posterior means), ``D >= 2``; for ``D > 2`` choose ``dims`` or
+            project first (e.g. PCA) and pass the ``(N, 2)`` projection.
+        labels: ``(N,)`` integer classes, or None.
+        dims: the two coordinates on the x and y axes.
+
+    Returns:
+        The ``Figure`` (one axes, or ``ax.figure``).
+    """
+    if isinstance(z, torch.Tensor):
+        z = z.detach().float().cpu().numpy()
+    z = np.asarray(z, dtype=float)
+    if z.ndim != 2 or z.shape[1] < 2:
+        raise ValueError(f"z must have shape (N, D) with D >= 2, got {tuple(z.shape)}; a 1-D latent needs a histogram")
+    d = z.shape[1]
+    if len(dims) != 2 or dims[0] == dims[1] or not all(isinstance(k, int) and 0 <= k < d for k in dims):
+        raise ValueError(f"dims must be two distinct ints in [0, {d}), got {dims!r}")
+    if ax is None:
+        fig = _figure((5.0, 4.5))
+        ax = fig.add_subplot()
+    x, y = z[:, dims[0]], z[:, dims[1]]
+    if labels is None:
+        ax.scatter(x, y, s=s, alpha=0.6)
+    else:
+        if isinstance(labels, torch.Tensor):
+            labels = labels.detach().cpu().numpy()
+        labels = np.asarray(labels)
+        if labels.shape != (z.shape[0],):
+            raise ValueError(f"labels must have shape ({z.shape[0]},) to match z, got {labels.shape}")
+        classes = np.unique(labels)
+        if len(classes) > 20:
+            raise ValueError(f"labels has {len(classes)} classes; latent_scatter draws a legend for at most 20")
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        for i, c in enumerate(classes):
+            m = labels == c
+            ax.scatter(x[m], y[m], s=s, alpha=0.6, color=cmap(i), label=str(c))
+        ax.legend(markerscale=3, fontsize="small", loc="best", title="label")
+    ax.set_xlabel(f"z[{dims[0]}]")
+    ax.set_ylabel(f"z[{dims[1]}]")
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def manifold(
+    model,
+    n: int = 15,
+    dims: tuple[int, int] = (0, 1),
+    base=None,
+    lim: float | None = None,
+    use_prior_quantiles: bool | None = None,
+    title: str | None = None,
+    latent_dim: int | None = None,
+    likelihood: str | None = None,
+) -> Figure:
+    """The learned manifold: decode an ``n x n`` grid over two latent coordinates (Kingma & Welling 2014, Fig. 4).
+
+    The grid is :func:`vae_core.latent.grid_2d` (prior quantiles by default, ``lim=3`` for a linear
+    range); other coordinates are ``base`` (default zeros, the prior mean). Tick labels give the
+    latent values: ``z[dims[0]]`` left to right, ``z[dims[1]]`` bottom to top.
+
+    Returns:
+        A ``Figure`` with 1 axes.
+    """
+    images = decode_grid(
+        model, n=n, dims=dims, base=base, lim=lim, use_prior_quantiles=use_prior_quantiles,
+        latent_dim=latent_dim, likelihood=likelihood,
+    )  # (n*n, C, H, W)
+    fig = image_grid(images, nrow=n, pad=0)
+    ax = fig.axes[0]
+    axis = _grid_axis(n, lim, use_prior_quantiles, (0.05, 0.95)).numpy()  # (n,) increasing
+    h, w = images.shape[-2:]
+    ticks = np.linspace(0, n - 1, min(n, 5)).round().astype(int)
+    ax.set_axis_on()
+    ax.set_xticks(ticks * w + (w - 1) / 2, [f"{axis[t]:.2f}" for t in ticks])
+    ax.set_yticks(ticks * h + (h - 1) / 2, [f"{axis[n - 1 - t]:.2f}" for t in ticks])
+    ax.set_xlabel(f"z[{dims[0]}]")
+    ax.set_ylabel(f"z[{dims[1]}]")
+    ax.set_title(title or "decoded latent grid")
+    return fig
+
+
+def traversal_grid(
+    model,
+    z=None,
+    dims: Sequence[int] | None = None,
+    values=None,
+    title: str | None = None,
+    latent_dim: int | None = None,
+    likelihood: str | None = None,
+) -> Figure:
+    """Latent traversals: one row per latent coordinate, sweeping it through ``values`` from ``z``.
+
+    Args:
+        model: model with ``.decode`` or a decoder callable.
+        z: ``(D,)`` base latent; default zeros (the prior mean; needs ``model.config.latent_dim`` or ``latent_dim``).
+        dims: coordinates to traverse, one row each; default all ``D`` (at most 10 rows).
+        values: ``(K,)`` values for the swept coordinate; default ``linspace(-3, 3, 9)``.
+
+    Returns:
+        A ``Figure`` with ``len(dims)`` axes (row ``r`` traverses ``z[dims[r]]``).
+    """
+    if z is None:
+        z = torch.zeros(_latent_dim(model, latent_dim))
+    z = torch.as_tensor(z, dtype=torch.float32)  # (D,); traverse() refuses any other shape
+    if dims is None:
+        dims = list(range(min(z.shape[-1], 10)))
+    dims = list(dims)
+    if len(dims) == 0:
+        raise ValueError("dims must name at least one latent coordinate to traverse")
+    values = torch.linspace(-3.0, 3.0, 9) if values is None else torch.as_tensor(values, dtype=torch.float32)
+    rows = [to_images(model, traverse(z, d, values), likelihood=likelihood) for d in dims]  # each (K, C, H, W)
+    k = rows[0].shape[0]
+    fig = _figure((max(2.0, k * _CELL_INCHES + 0.6), len(dims) * _CELL_INCHES + 0.4 + (0.3 if title else 0.0)))
+    axes = np.atleast_1d(fig.subplots(len(dims), 1, squeeze=False)[:, 0])
+    for ax, d, row in zip(axes, dims, rows):
+        image_grid(row, nrow=k, ax=ax, pad=1)
+        ax.set_axis_on()
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(f"z[{d}]", rotation=0, ha="right", va="center")
+    w = rows[0].shape[-1]
+    axes[-1].set_xticks([1 + j * (w + 1) + (w - 1) / 2 for j in range(k)], [f"{v:.2g}" for v in values.tolist()])
+    axes[-1].set_xlabel("value of the swept coordinate")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def interpolation_rows(images_rows, labels: Sequence[str] | None = None, title: str | None = None) -> Figure:
+    """Several decoded paths, one per row, each labelled (e.g. "lerp" vs "slerp", or "AE" vs "VAE").
+
+    Args:
+        images_rows: a list of ``(T, C, H, W)`` tensors (equal ``T``), or one ``(R, T, C, H, W)`` tensor.
+        labels: ``R`` row labels, or None.
+
+    Returns:
+        A ``Figure`` with ``R`` axes.
+    """
+    rows = list(images_rows)
+    if len(rows) == 0:
+        raise ValueError("images_rows must hold at least one row of images")
+    lengths = {int(r.shape[0]) for r in rows}
+    if len(lengths) != 1:
+        raise ValueError(f"every row must have the same number of images, got lengths {sorted(lengths)}")
+    if labels is not None and len(labels) != len(rows):
+        raise ValueError(f"labels must have one entry per row ({len(rows)}), got {len(labels)}")
+    t = lengths.pop()
+    fig = _figure((max(2.0, t * _CELL_INCHES + 0.8), len(rows) * _CELL_INCHES + 0.4 + (0.3 if title else 0.0)))
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for r, (ax, row) in enumerate(zip(axes, rows)):
+        image_grid(row, nrow=t, ax=ax)
+        if labels is not None:
+            ax.set_axis_on()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_ylabel(str(labels[r]), rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title)
+    return fig
