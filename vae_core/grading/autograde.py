@@ -54,7 +54,7 @@ class GradeOptions:
 
     timeout: int = 300  # seconds per cell before the kernel is interrupted (nbgrader's Execute.timeout)
     wall: float | None = None  # seconds for the whole run; None: timeout * (code cells + 2) + 120
-    memory_gb: float | None = 4.0  # address-space limit of the kernel (RLIMIT_AS); None: no limit
+    memory_gb: float | None = 4.0  # memory limit of the kernel (RLIMIT_DATA, Linux); None: no limit
     keep_tmp: bool = False  # keep the private course folder (for debugging the grader)
     # The two tamper-defence layers; switched off only by the grader's own tests, to show that each
     # layer works alone and that the holes are real without them. The CLI has no switch for them.
@@ -495,6 +495,7 @@ def _worker(argv: list[str]) -> int:
     c.CourseDirectory.course_id = "vae_course"
     c.Execute.timeout = a.timeout
     c.Execute.interrupt_on_timeout = True
+    c.Execute.startup_timeout = 180  # a busy laptop can take long to start a kernel; the default is 60 s
     c.IgnorePattern.enabled = True  # off by default in nbgrader 0.9.6: the pattern alone does nothing
     c.IgnorePattern.pattern = IGNORE_STDERR
     c.Autograde.autograde_preprocessors = [_execute_class(), IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
@@ -541,7 +542,6 @@ def _worker(argv: list[str]) -> int:
         for g in sub_nb.grades:
             scores[g.name] = (g.score, g.max_score)
 
-    logged = guard_log.read_text().split() if guard_log.exists() else []
     logged_lines = set(guard_log.read_text().splitlines()) if guard_log.exists() else set()
     guard_problems, exercises, notes, timeouts = [], [], [], []
     stop = _RUN["stopped"]

@@ -498,7 +498,9 @@ def _vae_grader_make(log_path, memory_bytes):
     if memory_bytes:
         try:
             import resource
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+            # RLIMIT_DATA counts memory actually allocated (heap, anonymous mappings), not address
+            # space merely reserved, so CUDA's large reservations still work under it
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
         except (ImportError, ValueError, OSError):
             pass
     ip = get_ipython()
