@@ -268,4 +268,5 @@ LEGIT = [
     "from vae_core import seed_everything\nseed_everything(0)\n",
     "results = {}\nresults['kl'] = 1.0\nsum_kl = sum([1.0, 2.0])\n",
     "import torch\nimport math\n",
+    "id = 3\ninput = torch.zeros(2)\nfilter = None\n",
 ]

@@ -116,11 +116,12 @@ KNOWN_MODULE_ALIASES = {
     "threading": "threading", "io": "io", "random": "random",
 }
 # Builtins a test cell leans on: shadowing one can make a failing check pass.
+# (Names a learner may well use for a variable of their own and that no check leans on, such as
+# id, input, filter, map, str or dir, are left out: shadowing them is not flagged nor hidden.)
 PROTECTED_BUILTINS = {
     "isinstance", "issubclass", "abs", "all", "any", "len", "float", "int", "bool", "round", "min",
-    "max", "sum", "print", "repr", "str", "type", "getattr", "hasattr", "setattr", "callable",
-    "range", "zip", "map", "filter", "sorted", "iter", "next", "id", "hash", "object", "super",
-    "open", "exec", "eval", "compile", "__import__", "display", "get_ipython", "vars", "dir",
+    "max", "sum", "print", "type", "getattr", "hasattr", "setattr", "callable", "range", "zip",
+    "sorted", "exec", "eval", "compile", "__import__", "display", "get_ipython",
 }
 PROTECTED_BUILTINS |= {n for n in dir(builtins) if n.endswith(("Error", "Exception")) or n in
                        ("BaseException", "Exception", "AssertionError", "StopIteration", "Warning",
@@ -493,7 +494,7 @@ def scan_notebook(nb, solution_nb=None) -> list[Finding]:
 # Layer 2: run-time guard. The grader prepends PREAMBLE and brackets every test cell with guards.
 
 _PREAMBLE = r'''# vae-course grader: preamble (added to the graded copy only; not part of your notebook)
-def _vae_grader_make(log_path, memory_bytes):
+def _vae_grader_make(log_path, memory_bytes, shadow_names):
     import builtins, importlib, sys, threading
     if memory_bytes:
         try:
@@ -612,8 +613,8 @@ def _vae_grader_make(log_path, memory_bytes):
         for event, cbs in ip.events.callbacks.items():
             cbs[:] = [cb for cb in cbs if cb in pristine["events"].get(event, []) or
                       getattr(cb, "__module__", "__main__") not in ("__main__", None)]
-        for k in [k for k in ns if k in bd and not k.startswith("_") and ns[k] is not bd[k]]:
-            stash[k] = ns.pop(k)  # a learner's variable named like a builtin: hidden from the test
+        for k in [k for k in shadow_names if k in ns and k in bd and ns[k] is not bd[k]]:
+            stash[k] = ns.pop(k)  # a learner's name shadowing a builtin the tests use: hidden from the test
         for k, modname in aliases.items():
             if k in ns and modname in modules and ns[k] is not modules[modname]:
                 stash.setdefault(k, ns[k])
@@ -625,7 +626,7 @@ def _vae_grader_make(log_path, memory_bytes):
         f.write("preamble\n")
     return guard
 
-{name} = _vae_grader_make({log!r}, {memory!r})
+{name} = _vae_grader_make({log!r}, {memory!r}, {shadow!r})
 del _vae_grader_make
 '''
 
@@ -635,7 +636,8 @@ def runtime_preamble(name: str, log_path: str, memory_bytes: int | None) -> str:
     if not name.startswith(GRADER_PREFIX):
         raise ValueError(f"guard name must start with {GRADER_PREFIX!r}, got {name!r}")
     return _PREAMBLE.replace("{name}", name).replace("{log!r}", repr(str(log_path))).replace(
-        "{memory!r}", repr(int(memory_bytes) if memory_bytes else None))
+        "{memory!r}", repr(int(memory_bytes) if memory_bytes else None)).replace(
+        "{shadow!r}", repr(sorted(PROTECTED_BUILTINS)))
 
 
 def guard_cell_source(name: str, index: int, after: bool = False) -> str:
