@@ -109,6 +109,17 @@ def test_lesson_in_git_is_exactly_what_generation_produces(lesson, tmp_path):
     )
 
 
+def test_every_lesson_folder_and_record_has_a_solution():
+    known = set(IDS)
+    folders = {p.name for p in (h.REPO / "lessons").iterdir() if p.is_dir() and p.name[:2].isdigit()}
+    records = set(gen.read_manifest(h.REPO).get("lessons", {}))
+    orphans = sorted((folders | records) - known)
+    assert not orphans, (
+        f"lessons without a solutions/NN_name/NN_name.ipynb: {orphans}; a lesson is generated from its "
+        "solution, so add the solution notebook (or remove the lesson and its lessons/MANIFEST.json entry)"
+    )
+
+
 @pytest.mark.parametrize("lesson", LESSONS, ids=IDS)
 def test_notebook_follows_course_conventions(lesson):
     nb = nbformat.read(lesson.solution, as_version=4)
