@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Use both cores for the test suite (override: make test JOBS=1).
 JOBS   ?= 2
 
-.PHONY: setup lab test test-quick bench clean-venv
+.PHONY: setup lab lab-instructor test test-quick bench clean-venv
 
 setup: $(STAMP)
 
@@ -21,11 +21,17 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/jupyter labextension disable --level=sys_prefix nbgrader:formgrader nbgrader:create-assignment nbgrader:course-list >/dev/null 2>&1 || true
 	touch $(STAMP)
 
+# Learners: jupyter_config/ hides nbgrader's instructor panels and keeps the Validate button.
+# Started from the repository root so Validate finds nbgrader_config.py.
 lab: setup
-	$(BIN)/jupyter lab lessons/00_orientation/00_orientation.ipynb
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	  $(BIN)/jupyter lab lessons/00_orientation/00_orientation.ipynb
+
+# Instructors: every nbgrader panel (formgrader, create assignment, course list).
+lab-instructor: setup
+	$(BIN)/jupyter lab
 
 test: setup
 	$(BIN)/python -m pytest -n $(JOBS)
