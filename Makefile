@@ -9,6 +9,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # nbgrader finds `alembic` on PATH, so the venv's bin/ goes first for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
+# JupyterLab refuses to run as root (containers, CI boxes) unless told it is intended.
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Use both cores for the test suite (override: make test JOBS=1).
 JOBS   ?= 2
 
@@ -27,11 +29,11 @@ $(STAMP): pyproject.toml
 # Started from the repository root so Validate finds nbgrader_config.py.
 lab: setup
 	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
-	  $(BIN)/jupyter lab lessons/00_orientation/00_orientation.ipynb
+	  $(BIN)/jupyter lab $(LAB_FLAGS) lessons/00_orientation/00_orientation.ipynb
 
 # Instructors: every nbgrader panel (formgrader, create assignment, course list).
 lab-instructor: setup
-	$(BIN)/jupyter lab
+	$(BIN)/jupyter lab $(LAB_FLAGS)
 
 test: setup
 	$(BIN)/python -m pytest -n $(JOBS)
