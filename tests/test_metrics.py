@@ -141,8 +141,10 @@ def test_nll_estimate_is_the_mean_over_examples():
     x[:5] *= 0.1  # make batches differ, so a mean of batch means would be wrong with a partial batch
     sums = x.flatten(1).double().sum(1)
     out = nll_estimate(FakeVAE(), x, k=4, batch_size=4)
-    assert set(out) == {"nll_nats", "bits_per_dim", "elbo"}
+    assert set(out) == {"nll_nats", "nll_se", "bits_per_dim", "elbo"}
     nll = float(sums.mean()) + 1.0 / 4  # -(-sum(x) - 1/k)
+    # per-example -L_k = sum(x) + 1/k: its standard error is the sample std of sum(x) over sqrt(N)
+    assert out["nll_se"] == pytest.approx(float(sums.std()) / math.sqrt(10), rel=1e-6)
     assert out["nll_nats"] == pytest.approx(nll, rel=1e-6)
     assert out["bits_per_dim"] == pytest.approx(nll / (12 * math.log(2.0)), rel=1e-6)  # D = C*H*W = 2*3*2
     assert out["elbo"] == pytest.approx(-float(sums.mean()) - 2.0, rel=1e-6)

@@ -166,15 +166,16 @@ def nll_estimate(
             reproducible samples; otherwise the global RNG is used (seed it first).
 
     Returns:
-        ``{"nll_nats": float, "bits_per_dim": float, "elbo": float}``: mean NLL per example in
-        nats, the same in bits per data dimension, and the mean one-sample ELBO in nats.
+        ``{"nll_nats", "nll_se", "bits_per_dim", "elbo"}`` (floats): mean NLL per example in
+        nats, its standard error over examples (``sd / sqrt(N)``; the spread of the data, not of the
+        importance sampling), the NLL in bits per data dimension, and the mean one-sample ELBO in nats.
     """
     k = _check_pos_int("k", k, "importance samples per example; 1 gives the ELBO, 100-5000 is usual")
     batch_size = _check_pos_int("batch_size", batch_size, "examples per forward pass")
     images = _images(data)
     num_dims = int(np.prod(images.shape[1:]))  # D = C * H * W
     device = _model_device(model)
-    ll_sum, elbo_sum = 0.0, 0.0
+    ll_sum, ll_sq_sum, elbo_sum = 0.0, 0.0, 0.0
     with _EvalMode(model):
         for x in _batches(images, batch_size, device):
             kw = {} if generator is None else {"generator": generator}
@@ -186,10 +187,18 @@ def nll_estimate(
                     f"shape {tuple(x.shape[:1])}, got {tuple(ll.shape)} and {tuple(el.shape)}"
                 )
             ll_sum += float(ll.double().sum())
+            ll_sq_sum += float(ll.double().square().sum())
             elbo_sum += float(el.double().sum())
     n = images.shape[0]
     nll = -ll_sum / n  # mean over examples of -L_k(x), nats
-    return {"nll_nats": nll, "bits_per_dim": bits_per_dim(nll, num_dims), "elbo": elbo_sum / n}
+    # standard error of that mean over examples: sd(L_k(x)) / sqrt(N) (0 for a single example)
+    var = max(ll_sq_sum / n - (ll_sum / n) ** 2, 0.0) * n / (n - 1) if n > 1 else 0.0
+    return {
+        "nll_nats": nll,
+        "nll_se": math.sqrt(var / n),
+        "bits_per_dim": bits_per_dim(nll, num_dims),
+        "elbo": elbo_sum / n,
+    }
 
 
 def roc_auc(scores: Tensor | np.ndarray | Sequence[float], labels: Tensor | np.ndarray | Sequence[int]) -> float:
