@@ -1,0 +1,236 @@
+"""Train and write the checkpoints shipped in ``vae_core/checkpoints/`` (seeded, one command each).
+
+::
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/make_checkpoints.py lesson04_vae      # one checkpoint
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/make_checkpoints.py --all             # all of them
+    .venv/bin/python scripts/make_checkpoints.py --list                              # what each one is
+
+Each checkpoint is written with ``vae_core.train.save_checkpoint`` (state_dict + config + plain
+``extra``, readable with ``torch.load(weights_only=True)``); the reference model uses
+``vae_core.reference.save_reference``. ``extra`` holds ``history`` (``History.as_dict()``),
+``epochs``, the ``TrainConfig`` as a dict, the data used, the seed and the command.
+
+``vae_core/checkpoints/checkpoints.json`` records, for each file: the command that made it, the
+seeds, the data, the size, and its ELBO on a fixed evaluation set (the first ``n`` test images,
+binarized once with a fixed seed for models trained on binarized data, one z sample per image
+drawn under ``torch.manual_seed(z_seed)``). ``tests/test_checkpoints.py`` recomputes that ELBO from
+the shipped file and compares.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vae_core import CHECKPOINT_DIR, seed_everything  # noqa: E402
+from vae_core.data import bernoulli_binarize, load_mnist  # noqa: E402
+from vae_core.models import VAE, AutoEncoder, VAEConfig, pytorch_examples_config  # noqa: E402
+from vae_core.train import TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint  # noqa: E402
+
+INDEX = CHECKPOINT_DIR / "checkpoints.json"
+OUT = [CHECKPOINT_DIR]  # where files go; --out changes it (smoke tests)
+# Fixed evaluation set recorded beside every checkpoint (the test reads these fields back).
+EVAL = {"split": "test", "first_n": 500, "z_seed": 0, "batch_size": 500}
+BINARIZE_SEED = 0  # seed of the one Bernoulli draw of the evaluation images for binarized-data models
+
+
+def _lesson_specs() -> dict[str, dict]:
+    """name -> how to build it. Lesson 04: dynamically binarized MNIST; lesson 05: grey MNIST, fit defaults."""
+    long = 30  # epochs: the lessons train 5 (2 in quick mode); a shipped model can afford more
+    return {
+        "lesson04_vae": dict(
+            model=lambda: VAE(pytorch_examples_config()),
+            binarize="dynamic",
+            train=TrainConfig(epochs=long, batch_size=128, lr=1e-3, seed=0, progress=False),
+            why="lesson 04: pytorch_examples_config() 784-400-20 MLP VAE, Bernoulli, dynamically binarized MNIST",
+        ),
+        "lesson05_vae2": dict(
+            model=lambda: VAE(VAEConfig(latent_dim=2)),
+            binarize=None,
+            train=TrainConfig(epochs=long, seed=0, progress=False),
+            why="lesson 05: VAE(VAEConfig(latent_dim=2)) on grey MNIST, fit defaults but 30 epochs on 60k",
+        ),
+        "lesson05_ae2": dict(
+            model=lambda: AutoEncoder(VAEConfig(latent_dim=2)),
+            binarize=None,
+            train=TrainConfig(epochs=long, seed=0, progress=False),
+            why="lesson 05: AutoEncoder(VAEConfig(latent_dim=2)) on grey MNIST, fit defaults but 30 epochs on 60k",
+        ),
+        "lesson05_vae16": dict(
+            model=lambda: VAE(VAEConfig(latent_dim=16)),
+            binarize=None,
+            train=TrainConfig(epochs=long, seed=0, progress=False),
+            why="lesson 05: VAE(VAEConfig(latent_dim=16)) on grey MNIST, fit defaults but 30 epochs on 60k",
+        ),
+    }
+
+
+NAMES = [*_lesson_specs(), "reference_vae"]
+
+
+def eval_images(binarized: bool) -> torch.Tensor:
+    """The fixed evaluation images (first_n, 1, 28, 28): grey, or binarized once with BINARIZE_SEED."""
+    x = load_mnist(EVAL["split"], limit=EVAL["first_n"]).images
+    if binarized:
+        x = bernoulli_binarize(x, torch.Generator().manual_seed(BINARIZE_SEED))
+    return x
+
+
+def recorded_eval(model: torch.nn.Module, binarized: bool) -> dict:
+    """ELBO terms (nats per image) on the fixed evaluation set, one z sample seeded with z_seed."""
+    torch.manual_seed(EVAL["z_seed"])
+    ev = evaluate(model.cpu().eval(), eval_images(binarized), batch_size=EVAL["batch_size"], seed=EVAL["z_seed"])
+    return {k: (None if v != v else round(v, 4)) for k, v in ev.items()}  # NaN (AE's ELBO) -> null
+
+
+def update_index(name: str, entry: dict) -> None:
+    """Read-modify-write checkpoints.json under a file lock (several builds may run at once)."""
+    out = OUT[0]
+    out.mkdir(parents=True, exist_ok=True)
+    index_path = out / INDEX.name
+    with open(Path(tempfile.gettempdir()) / "vae_core_checkpoints.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index = json.loads(index_path.read_text()) if index_path.exists() else {}
+        index[name] = entry
+        index = {k: index[k] for k in sorted(index)}
+        tmp = index_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(index, indent=2) + "\n")
+        os.replace(tmp, index_path)
+
+
+def build_lesson(name: str, epochs: int | None = None, limit: int | None = None) -> dict:
+    spec = _lesson_specs()[name]
+    cfg: TrainConfig = spec["train"] if epochs is None else dataclasses.replace(spec["train"], epochs=epochs)
+    train = load_mnist("train", binarize=spec["binarize"], limit=limit)
+    test = load_mnist("test", binarize=spec["binarize"])
+    seed_everything(cfg.seed)  # the initial weights
+    model = spec["model"]()
+    threads = torch.get_num_threads()
+    wall, cpu = time.perf_counter(), time.process_time()
+    history = fit(model, train, test, dataclasses.replace(cfg, device="cpu"))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    overrides = ("" if epochs is None else f" --epochs {epochs}") + ("" if limit is None else f" --limit {limit}")
+    command = f"OMP_NUM_THREADS={threads} python scripts/make_checkpoints.py {name}{overrides}"
+    extra = {
+        "history": history.as_dict(),
+        "epochs": cfg.epochs,
+        "train_config": dataclasses.asdict(cfg),
+        "data": f"MNIST train 60k, binarize={spec['binarize']!r}; test 10k for the history",
+        "seed": cfg.seed,
+        "command": command,
+    }
+    path = save_checkpoint(OUT[0] / f"{name}.pt", model, extra=extra)
+    model, _ = load_checkpoint(path, device="cpu")  # evaluate what was written, not what is in memory
+    binarized = spec["binarize"] is not None
+    entry = {
+        "file": path.name,
+        "what": spec["why"],
+        "model": type(model).__name__,
+        "config": json.loads(json.dumps(dataclasses.asdict(model.config))),
+        "command": command,
+        "seeds": {"init_and_train": cfg.seed, "eval_binarize": BINARIZE_SEED if binarized else None, "eval_z": EVAL["z_seed"]},
+        "train": {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "binarize": spec["binarize"],
+                  "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "torch_threads": threads,
+                  "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
+        "final_test_elbo_10k": round(history.test_elbo[-1], 3) if history.test_elbo[-1] == history.test_elbo[-1] else None,
+        "final_test_recon_10k": round(history.test_recon[-1], 3),
+        "eval": {**EVAL, "binarized": binarized, **recorded_eval(model, binarized)},
+        "bytes": path.stat().st_size,
+    }
+    update_index(name, entry)
+    return entry
+
+
+def build_reference(stage_epochs: str, recipe: str, from_file: Path | None = None) -> dict:
+    """Retrain the benchmark's best recipe with the epochs per lr stage its timed run reached (no clock: reproducible).
+
+    ``from_file``: instead of retraining, ship the model the timed benchmark run saved
+    (``benchmarks/reference_vae.py --save FILE``): same recipe, seeds and stage epochs.
+    """
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import reference_vae as bench  # benchmarks/reference_vae.py: the recipes and the training stages
+
+    from vae_core.reference import load_reference, save_reference
+
+    threads = torch.get_num_threads()
+    epochs = [int(e) for e in stage_epochs.split(",")]
+    command = f"OMP_NUM_THREADS={threads} python scripts/make_checkpoints.py reference_vae --recipe {recipe} --stage-epochs {stage_epochs}"
+    made_by = command
+    wall, cpu = time.perf_counter(), time.process_time()
+    if from_file is not None:
+        model, extra0 = load_reference(from_file)
+        rec = {"history": extra0["history"], "epochs": extra0["epochs"], "stage_epochs": extra0["stage_epochs"],
+               "stages": [{"lr": lr} for (_, lr), e in zip(bench.RECIPES[recipe]["stages"], epochs) if e]}
+        if extra0.get("recipe") != recipe or list(extra0["stage_epochs"]) != [e for e in epochs if e]:
+            raise SystemExit(f"{from_file} holds recipe {extra0.get('recipe')} with stage epochs {extra0['stage_epochs']}, "
+                             f"not {recipe} with {stage_epochs}")
+        made_by = extra0["command"]
+    else:
+        model, rec = bench.train_recipe(recipe, None, "wall", threads, 0, stage_epochs=epochs)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    extra = {"history": rec["history"], "epochs": rec["epochs"], "stage_epochs": rec["stage_epochs"], "recipe": recipe,
+             "why": bench.RECIPES[recipe]["why"], "seed": 0, "command": command, "made_by": made_by,
+             "data": "MNIST train 60k, dynamically binarized (fresh Bernoulli draws every epoch)"}
+    path = save_reference(OUT[0] / "reference_vae.pt", model, extra=extra)
+    model, _ = load_reference(path)
+    entry = {
+        "file": path.name,
+        "what": f"reference VAE, recipe {recipe}: {bench.RECIPES[recipe]['why']}",
+        "model": "ReferenceVAE",
+        "config": json.loads(json.dumps(dataclasses.asdict(model.config))),
+        "command": command,
+        "made_by": made_by,
+        "seeds": {"init_and_train": 0, "eval_binarize": BINARIZE_SEED, "eval_z": EVAL["z_seed"]},
+        "train": {"epochs": rec["epochs"], "stage_epochs": rec["stage_epochs"], "lr_stages": [s["lr"] for s in rec["stages"]],
+                  "batch_size": bench.RECIPES[recipe]["batch"], "binarize": "dynamic",
+                  **({} if from_file else {"wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "torch_threads": threads}), "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
+        "benchmark": f"benchmarks/results/reference_{recipe}.json (NLL and the timed run)",
+        "eval": {**EVAL, "binarized": True, **recorded_eval(model, True)},
+        "bytes": path.stat().st_size,
+    }
+    update_index("reference_vae", entry)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help=f"checkpoints to build, among {NAMES}")
+    parser.add_argument("--all", action="store_true", help="build every checkpoint")
+    parser.add_argument("--list", action="store_true", help="print what each checkpoint is and exit")
+    parser.add_argument("--epochs", type=int, default=None, help="override the epochs (smoke tests only)")
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke tests only)")
+    parser.add_argument("--recipe", default="local_ar16", help="reference_vae: the benchmark recipe")
+    parser.add_argument("--stage-epochs", default="20,10,6,4", help="reference_vae: epochs per lr stage (from the timed run)")
+    parser.add_argument("--from-file", type=Path, default=None, help="reference_vae: ship this benchmark-saved model instead of retraining")
+    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="output folder (default: vae_core/checkpoints)")
+    args = parser.parse_args(argv)
+    OUT[0] = args.out
+    if args.list:
+        for name, spec in _lesson_specs().items():
+            print(f"{name}: {spec['why']}")
+        print("reference_vae: the benchmark's best recipe (vae_core.reference), see benchmarks/reference_vae.py")
+        return 0
+    names = NAMES if args.all else args.names
+    unknown = [n for n in names if n not in NAMES]
+    if not names or unknown:
+        parser.error(f"name the checkpoints to build among {NAMES} (or --all); unknown: {unknown}")
+    for name in names:
+        entry = build_reference(args.stage_epochs, args.recipe, args.from_file) if name == "reference_vae" else build_lesson(name, args.epochs, args.limit)
+        print(json.dumps({name: entry}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
