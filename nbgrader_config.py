@@ -62,7 +62,10 @@ c.Execute.startup_timeout = 120
 # writes "37%|###  |" to stderr) must keep its points, so such stderr output is dropped before
 # scoring. Errors are unaffected: a failed assert is an "error" output, not a stream.
 c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = r"(?i)warning|warnings\.warn|\d+%\|"
+# One pattern for the instructor's nbgrader and the learner's `vae-course grade`.
+from vae_core.grading.autograde import IGNORE_STDERR  # noqa: E402
+
+c.IgnorePattern.pattern = IGNORE_STDERR
 
 # A learner who deletes a test cell does not lose the test: nbgrader puts the instructor's cell
 # back (with a note) before grading, so the deleted test still runs and scores.

@@ -68,6 +68,17 @@ def test_import_is_silent_and_lazy():
     assert out.stdout == "" and out.stderr == "", f"importing vae_core printed something: {out.stdout!r} {out.stderr!r}"
 
 
+def test_import_does_not_load_torch_until_needed():
+    # `vae-course progress`/`grade` import vae_core but never train: torch's start-up is not theirs to pay
+    code = "import sys, vae_core, vae_core.grading.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", "importing vae_core (or its grading CLI) imported torch"
+    lazy = subprocess.run([sys.executable, "-c", "from vae_core import seed_everything; seed_everything(1)"],
+                          capture_output=True, text=True, timeout=120)
+    assert lazy.returncode == 0, lazy.stderr
+
+
 def test_quick_mode_switch(monkeypatch):
     from vae_core import QUICK_ENV, pick, quick_mode
 

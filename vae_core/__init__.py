@@ -14,9 +14,18 @@ Importing it does nothing: no downloads, no prints, no argument parsing. Modules
 from pathlib import Path
 
 from .config import QUICK_ENV, pick, quick_mode
-from .utils import get_device, seed_everything
 
 __version__ = "0.1.0"
 # Shipped model checkpoints (state_dict + config); lessons load one when present, else train.
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 __all__ = ["CHECKPOINT_DIR", "QUICK_ENV", "pick", "quick_mode", "get_device", "seed_everything", "__version__"]
+
+
+def __getattr__(name: str):
+    # seed_everything and get_device need torch; importing it lazily keeps `import vae_core` (and
+    # every `vae-course` command, which never trains) free of torch's ~2 s start-up.
+    if name in ("get_device", "seed_everything"):
+        from . import utils
+
+        return getattr(utils, name)
+    raise AttributeError(f"module 'vae_core' has no attribute {name!r}")
