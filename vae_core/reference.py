@@ -137,8 +137,15 @@ class LocalARDecoder(nn.Module):
         self.out = nn.Conv2d(ch, c, 1)
 
     def forward(self, z: Tensor, x: Tensor) -> Tensor:
-        base = self.base(z).view(-1, *self.shape)  # (B, hidden) -> (B, C*H*W) -> (B, C, H, W)
-        a = F.relu(self.first(x) + self.cond(base))  # (B, ch, H, W): pixel i sees x_<i in the window and z
+        """z (k*B, D) with x (B, 1, H, W): k samples of z per image, sample-major (k > 1 in the IWAE bound)."""
+        base = self.base(z).view(-1, *self.shape)  # (k*B, hidden) -> (k*B, C*H*W) -> (k*B, C, H, W)
+        ax = self.first(x)  # (B, ch, H, W): the window over x_<i, computed once per image, not once per z
+        k = base.shape[0] // ax.shape[0]
+        if k * ax.shape[0] != base.shape[0]:
+            raise ValueError(f"z holds {base.shape[0]} rows, not a multiple of the {ax.shape[0]} images in x")
+        if k > 1:
+            ax = ax.expand(k, *ax.shape).reshape(-1, *ax.shape[1:])  # (B, ch, H, W) -> (k*B, ch, H, W)
+        a = F.relu(ax + self.cond(base))  # (k*B, ch, H, W): pixel i sees x_<i in the window and z
         for layer in self.layers:
             a = F.relu(layer(a))
         return base + self.out(a)  # (B, C, H, W) logits
@@ -184,7 +191,8 @@ class ReferenceVAE(nn.Module):
         return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
     def decode(self, z: Tensor, x: Tensor | None = None) -> Tensor:
-        """Logits of p(x|z), (B, D) -> (B, C, H, W). The local_ar decoder needs x too (the pixels it conditions on)."""
+        """Logits of p(x|z), (B, D) -> (B, C, H, W). The local_ar decoder needs x too (the pixels it conditions on);
+        z may hold k samples per image of x, sample-major: z (k*B, D), x (B, C, H, W) -> (k*B, C, H, W)."""
         check_latents(z, self.config.latent_dim)
         if not self.autoregressive:
             return self.dec(z).view(-1, *self.config.input_shape)  # (B, C*H*W) -> (B, C, H, W)
@@ -204,7 +212,7 @@ class ReferenceVAE(nn.Module):
         mu, logvar = self.encode(x)  # (B, D)
         z = mu + torch.exp(0.5 * logvar) * torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype)  # (k, B, D)
         xk = x.expand(k, *x.shape).reshape(k * b, *x.shape[1:])  # (B, C, H, W) -> (k*B, C, H, W)
-        logits = self.decode(z.reshape(k * b, -1), xk)  # (k*B, C, H, W)
+        logits = self.decode(z.reshape(k * b, -1), x if self.autoregressive else None)  # (k*B, C, H, W)
         log_px_z = losses.bernoulli_log_prob(logits, xk).view(k, b)
         # log w = log p(x|z) + log p(z) - log q(z|x)   (Burda et al. 2016, Eq. 8)
         return log_px_z + losses.log_normal_std(z) - losses.log_normal_diag(z, mu, logvar)
