@@ -12,12 +12,12 @@ Tolerances (why they are what they are):
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
+from fakes import FakeVAE
 from vae_core.latent import (
     chi_mean,
     decode_grid,
@@ -32,18 +32,6 @@ from vae_core.latent import (
     traverse,
 )
 
-
-class FakeVAE(nn.Module):
-    """A stand-in for vae_core.models.VAE: a linear decoder z (B, D) -> logits (B, 1, 8, 8)."""
-
-    def __init__(self, latent_dim=4, likelihood="bernoulli", seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.config = SimpleNamespace(latent_dim=latent_dim, likelihood=likelihood)
-        self.net = nn.Sequential(nn.Linear(latent_dim, 64), nn.Unflatten(1, (1, 8, 8)))
-
-    def decode(self, z):
-        return self.net(z)
 
 
 def _equal_norm_pair(d=16, seed=0, dtype=torch.float64):

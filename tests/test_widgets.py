@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import sys
-from types import SimpleNamespace
 
 import matplotlib
 
@@ -21,23 +20,12 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
+from fakes import FakeVAE  # noqa: E402
 from vae_core.latent import to_images  # noqa: E402
 from vae_core.widgets import STATIC_ENV, latent_explorer, static_widgets  # noqa: E402
 
 pytest.importorskip("ipywidgets")
 
-
-class FakeVAE(nn.Module):
-    """A stand-in for vae_core.models.VAE: a linear decoder z (B, D) -> logits (B, 1, 8, 8)."""
-
-    def __init__(self, latent_dim=4, likelihood="bernoulli", seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.config = SimpleNamespace(latent_dim=latent_dim, likelihood=likelihood)
-        self.net = nn.Sequential(nn.Linear(latent_dim, 64), nn.Unflatten(1, (1, 8, 8)))
-
-    def decode(self, z):
-        return self.net(z)
 
 
 @pytest.fixture(autouse=True)
