@@ -20,17 +20,23 @@ _FALSE = {"", "0", "false", "no", "off"}
 T = TypeVar("T")
 
 
-def quick_mode() -> bool:
-    """True when ``VAE_COURSE_QUICK`` is set to 1/true/yes/on (case-insensitive)."""
-    raw = os.environ.get(QUICK_ENV, "").strip().lower()
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is 1/true/yes/on, False when unset or 0/false/no/off
+    (case-insensitive); anything else is refused, so a typo never silently means "off"."""
+    raw = os.environ.get(name, "").strip().lower()
     if raw in _TRUE:
         return True
     if raw in _FALSE:
         return False
     raise ValueError(
-        f"{QUICK_ENV} must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}; "
-        f"unset it for full mode or set {QUICK_ENV}=1 for quick mode"
+        f"{name} must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}; "
+        f"unset it to turn it off or set {name}=1 to turn it on"
     )
+
+
+def quick_mode() -> bool:
+    """True when ``VAE_COURSE_QUICK`` is set to 1/true/yes/on (case-insensitive)."""
+    return env_flag(QUICK_ENV)
 
 
 def pick(full: T, quick: T) -> T:

@@ -2,18 +2,18 @@
 
 ``latent_explorer(model)`` returns an ipywidgets box (display it as a cell's last expression). When
 ipywidgets cannot be imported, when ``static=True``, or when the environment variable
-``VAE_COURSE_STATIC_WIDGETS=1`` is set (CI and ``pytest --nbval`` set it: a saved notebook cannot run a
+``VAE_COURSE_STATIC_WIDGETS=1`` is set (for a notebook exported or viewed where no kernel can drive a
 live widget), it returns a static matplotlib figure instead: a traversal grid over the same
 coordinates, its title saying why it is static. Nothing is printed either way.
 """
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import torch
 
+from .config import env_flag
 from .latent import _latent_dim, to_images
 from .plots import traversal_grid
 
@@ -21,19 +21,12 @@ __all__ = ["latent_explorer", "static_widgets", "STATIC_ENV", "MAX_SLIDERS"]
 
 STATIC_ENV = "VAE_COURSE_STATIC_WIDGETS"
 MAX_SLIDERS = 8  # more sliders than this stop being explorable by hand; pick dims explicitly
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
 _DISPLAY_PIXELS = 168  # the decoded image is upscaled (nearest neighbour) to about this many pixels
 
 
 def static_widgets() -> bool:
     """True when ``VAE_COURSE_STATIC_WIDGETS`` is 1/true/yes/on (case-insensitive)."""
-    raw = os.environ.get(STATIC_ENV, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ValueError(f"{STATIC_ENV} must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}")
+    return env_flag(STATIC_ENV)
 
 
 def _png_bytes(image: torch.Tensor) -> bytes:
