@@ -139,6 +139,10 @@ class LocalARDecoder(nn.Module):
     def forward(self, z: Tensor, x: Tensor) -> Tensor:
         """z (k*B, D) with x (B, 1, H, W): k samples of z per image, sample-major (k > 1 in the IWAE bound)."""
         base = self.base(z).view(-1, *self.shape)  # (k*B, hidden) -> (k*B, C*H*W) -> (k*B, C, H, W)
+        return self.logits(base, x)
+
+    def logits(self, base: Tensor, x: Tensor) -> Tensor:
+        """The window over x_<i on top of z's logit map: base (k*B, 1, H, W), x (B, 1, H, W) -> logits (k*B, 1, H, W)."""
         ax = self.first(x)  # (B, ch, H, W): the window over x_<i, computed once per image, not once per z
         k = base.shape[0] // ax.shape[0]
         if k * ax.shape[0] != base.shape[0]:
@@ -265,9 +269,11 @@ class ReferenceVAE(nn.Module):
             return torch.sigmoid(self.decode(z))
         c, h, w = self.config.input_shape
         x = torch.zeros(z.shape[0], c, h, w, device=z.device)
+        check_latents(z, self.config.latent_dim)
+        base = self.dec.base(z).view(-1, c, h, w)  # z's logit map, computed once
         for i in range(h):
             for j in range(w):  # raster order: x_ij ~ Bern(sigmoid(l_ij(z, x_<ij)))
-                p = torch.sigmoid(self.decode(z, x)[:, :, i, j])
+                p = torch.sigmoid(self.dec.logits(base, x)[:, :, i, j])
                 x[:, :, i, j] = torch.bernoulli(p.cpu(), generator=generator).to(z.device)
         return x
 
