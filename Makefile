@@ -25,10 +25,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
+# One math thread per kernel: the course's models are small, so a second thread gains little on an idle
+# machine, while on a busy one (a browser, a second notebook) extra threads wait for each other and small
+# models train 10-100x slower. Override with `make lab OMP_NUM_THREADS=4`.
+OMP_NUM_THREADS ?= 1
 # Learners: jupyter_config/ hides nbgrader's instructor panels and keeps the Validate button.
 # Started from the repository root so Validate finds nbgrader_config.py.
 lab: setup
-	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	OMP_NUM_THREADS=$(OMP_NUM_THREADS) JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 	  $(BIN)/jupyter lab $(LAB_FLAGS) lessons/00_orientation/00_orientation.ipynb
 
 # Instructors: every nbgrader panel (formgrader, create assignment, course list).
