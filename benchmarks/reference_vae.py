@@ -231,8 +231,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{a.threads} threads, load average at start {load_start}", flush=True)
     model, rec = train_recipe(a.recipe, a.budget_min * 60, a.clock, a.threads, a.seed, stage_epochs, a.limit, a.progress)
     load_end_train = _load_avg()
-    m = measure(model, a.eval_n, a.eval_k, seed=a.seed)
     cmd = "python benchmarks/reference_vae.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if a.save:
+        from vae_core.reference import save_reference
+
+        save_reference(a.save, model, extra={"history": rec["history"], "epochs": rec["epochs"], "stage_epochs": rec["stage_epochs"],
+                                             "recipe": a.recipe, "seed": a.seed, "command": cmd})  # saved before the (long) evaluation, so it can be used meanwhile
+    m = measure(model, a.eval_n, a.eval_k, seed=a.seed)
     n_params = sum(p.numel() for p in model.parameters())
     out = {
         "recipe": a.recipe, "why": RECIPES[a.recipe]["why"], "command": cmd, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -243,11 +248,6 @@ def main(argv: list[str] | None = None) -> int:
         **m, "stages": rec["stages"], "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
         "history": rec["history"],
     }
-    if a.save:
-        from vae_core.reference import save_reference
-
-        save_reference(a.save, model, extra={"history": rec["history"], "epochs": rec["epochs"], "stage_epochs": rec["stage_epochs"],
-                                             "recipe": a.recipe, "seed": a.seed, "command": cmd})
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"reference_{a.recipe}{'_' + a.tag if a.tag else ''}.json"
     path.write_text(json.dumps(out, indent=1) + "\n")

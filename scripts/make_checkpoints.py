@@ -196,7 +196,7 @@ def build_reference(stage_epochs: str, recipe: str, from_file: Path | None = Non
         "train": {"epochs": rec["epochs"], "stage_epochs": rec["stage_epochs"], "lr_stages": [s["lr"] for s in rec["stages"]],
                   "batch_size": bench.RECIPES[recipe]["batch"], "binarize": "dynamic",
                   **({} if from_file else {"wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "torch_threads": threads}), "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
-        "benchmark": f"benchmarks/results/reference_{recipe}.json (NLL and the timed run)",
+        "benchmark": f"benchmarks/results/reference_{recipe}_final15.json (the timed run: NLL, test ELBO, minutes, load)",
         "eval": {**EVAL, "binarized": True, **recorded_eval(model, True)},
         "bytes": path.stat().st_size,
     }
