@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vae_core.grading.lessons import list_lessons, resolve_lesson  # noqa: E402
+from vae_core.grading.course import list_lessons, resolve_lesson  # noqa: E402
 
 
 def _env(quick: bool) -> dict:

@@ -24,6 +24,7 @@ from typing import Iterator, Mapping
 import nbformat
 
 from vae_core.grading import generate as gen
+from vae_core.grading.course import Lesson, list_lessons
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -35,9 +36,9 @@ def rel(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def solution_lessons() -> list[gen.Lesson]:
+def solution_lessons() -> list[Lesson]:
     """Every lesson with a solution notebook, in order."""
-    return gen.available_lessons(REPO)
+    return list_lessons(REPO)
 
 
 def notebook_env(quick: bool = True, **extra: str) -> dict[str, str]:
@@ -104,7 +105,7 @@ class Course:
     """A temporary nbgrader course holding one lesson."""
 
     root: Path
-    lesson: gen.Lesson
+    lesson: Lesson
 
     @property
     def release(self) -> Path:
@@ -132,7 +133,7 @@ def _cache_alembic_version() -> None:
         api.get_alembic_version = functools.lru_cache(maxsize=None)(api.get_alembic_version)
 
 
-def make_course(tmp: Path, lesson: gen.Lesson) -> Course:
+def make_course(tmp: Path, lesson: Lesson) -> Course:
     """Copy the lesson's solution into ``tmp/course/solutions`` and generate its student version
     there with nbgrader (``generate_assignment``, gradebook in the temporary course)."""
     from nbgrader.converters import GenerateAssignment

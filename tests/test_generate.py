@@ -15,6 +15,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from vae_core.grading import generate as gen
+from vae_core.grading.course import UsageError, resolve_lesson
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "01_tiny"
@@ -59,7 +60,7 @@ def _sha(path: Path) -> str:
 def test_generate_writes_student_version_and_records_its_sha256(course: Path):
     (out,) = gen.generate(root=course)
     lesson = _lesson(course)
-    assert out.action == "created" and out.lesson.lesson == lesson
+    assert out.action == "created" and out.lesson.release == lesson
     text = lesson.read_text()
     # nbgrader did the work: solution replaced by the stub, hidden tests gone, cells locked
     assert "raise NotImplementedError()" in text and "return 42" not in text
@@ -134,13 +135,13 @@ def test_unrecorded_lesson_that_differs_is_refused(course: Path):
 
 
 def test_missing_solution_is_a_clear_error(course: Path, capsys):
-    with pytest.raises(FileNotFoundError, match=r"no solution notebook for lesson '07'.*01_tiny"):
+    with pytest.raises(UsageError, match=r"unknown lesson '07'.*01_tiny"):
         gen.generate(["07"], root=course)
     assert gen.main(["07", "--root", str(course)]) == 1
-    assert "no solution notebook for lesson '07'" in capsys.readouterr().err
+    assert "unknown lesson '07'" in capsys.readouterr().err
     assert not (course / "lessons").exists(), "nothing is written when a lesson is missing"
 
 
 @pytest.mark.parametrize("key", ["1", "01", NAME, f"solutions/{NAME}/", f"{NAME}.ipynb"])
 def test_lessons_are_named_by_number_or_folder(course: Path, key: str):
-    assert gen.find_lesson(course, key).name == NAME
+    assert resolve_lesson(key, course)[0].name == NAME

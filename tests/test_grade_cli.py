@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from adversarial.builders import LESSON, POINTS, TOTAL, make_course, submission, write  # noqa: E402
 
 from vae_core.grading import cli  # noqa: E402
-from vae_core.grading.lessons import Lesson, UsageError, find_course_root, resolve_lesson  # noqa: E402
+from vae_core.grading.course import Lesson, UsageError, find_course_root, resolve_lesson  # noqa: E402
 from vae_core.grading.record import append_record, progress_rows, read_records, record_path  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def sha(path: Path) -> str:
 
 
 def nb_path(root: Path, lesson: str = LESSON) -> Path:
-    return root / "lessons" / lesson / f"{lesson}.ipynb"
+    return root / "workspace" / lesson / f"{lesson}.ipynb"
 
 
 def run(argv, capsys) -> tuple[int, str, str]:
@@ -79,13 +79,27 @@ def test_usage_errors_exit_2_and_write_nothing(tmp_path, capsys):
 
 # --- faults that never start a kernel (fast) --------------------------------------------------
 
-def test_missing_notebook_gives_a_report_zero_and_exit_0(tmp_path, capsys):
+def test_a_notebook_that_does_not_exist_is_a_usage_error_and_nothing_is_recorded(tmp_path, capsys):
     root = make_course(tmp_path)
-    code, out, _ = run(["grade", "00", "--root", str(root)], capsys)
-    assert code == 0
-    assert f"Lesson {LESSON}: no notebook at" in out and "vae-course generate 00" in out
-    (entry,) = records(root)
-    assert entry["status"] == "missing" and entry["score"] == 0 and entry["max"] == TOTAL
+    missing = tmp_path / "nonexistent.ipynb"
+    code, out, err = run(["grade", "00", "--notebook", str(missing), "--root", str(root)], capsys)
+    assert code == 2 and f"no notebook at {missing}" in err and "nothing was graded or recorded" in err
+    code, out, err = run(["grade", str(tmp_path / "00_fixture.ipynb"), "--root", str(root)], capsys)
+    assert code == 2 and "no notebook at" in err
+    # no copy in workspace/ yet: say how to get one, never a maintainer command
+    code, out, err = run(["grade", "00", "--root", str(root)], capsys)
+    assert code == 2 and f"you have no copy of lesson 00 yet (expected {nb_path(root)})" in err
+    assert "vae-course workspace" in err and "generate" not in out + err
+    assert not record_path(root).exists()
+
+
+def test_a_notebook_gone_by_grading_time_scores_zero_with_a_learner_hint(tmp_path):
+    from vae_core.grading.autograde import grade_lesson
+
+    root = make_course(tmp_path)
+    res = grade_lesson(Lesson(LESSON, root), tmp_path / "gone.ipynb")
+    assert res.status == "missing" and res.score == 0 and res.max == TOTAL
+    assert "vae-course workspace" in res.message and "generate" not in res.message
 
 
 def test_corrupt_json_gives_a_report_zero_and_the_file_is_untouched(tmp_path, capsys):

@@ -27,6 +27,7 @@ import pytest
 
 import nb_helpers as h
 from vae_core.grading import generate as gen
+from vae_core.grading.course import resolve_lesson
 
 LESSONS = h.solution_lessons()
 IDS = [ls.name for ls in LESSONS]
@@ -83,10 +84,10 @@ def test_autograde_gives_solution_full_marks_and_stub_zero_on_every_test_cell(le
 @pytest.mark.parametrize("lesson", LESSONS, ids=IDS)
 def test_lesson_in_git_is_exactly_what_generation_produces(lesson, tmp_path):
     fix = f"regenerate it with `vae-course generate {lesson.number}` and commit lessons/"
-    if not lesson.lesson.is_file():
-        pytest.fail(f"{h.rel(lesson.lesson)} is missing: {fix}")
+    if not lesson.release.is_file():
+        pytest.fail(f"{h.rel(lesson.release)} is missing: {fix}")
     expected = gen.render_lesson(h.REPO, lesson, workdir=tmp_path)
-    actual = lesson.lesson.read_text(encoding="utf-8")
+    actual = lesson.release.read_text(encoding="utf-8")
     if actual != expected:
         exp_nb, act_nb = nbformat.reads(expected, as_version=4), nbformat.reads(actual, as_version=4)
         diffs = []
@@ -101,11 +102,11 @@ def test_lesson_in_git_is_exactly_what_generation_produces(lesson, tmp_path):
                     diff = "\n".join(difflib.unified_diff(av.splitlines(), ev.splitlines(), "in git", "generated",
                                                           lineterm="", n=1))
                     diffs.append(f"cell {i} {what}:\n{diff[:1500]}")
-        pytest.fail(f"{h.rel(lesson.lesson)} differs from the generated lesson; {fix}.\n"
+        pytest.fail(f"{h.rel(lesson.release)} differs from the generated lesson; {fix}.\n"
                     + "\n".join(diffs[:8]))
     record = gen.read_manifest(h.REPO).get("lessons", {}).get(lesson.name)
-    assert record is not None and record["sha256"] == gen.sha256_of(lesson.lesson), (
-        f"lessons/{gen.MANIFEST_NAME} does not record the current {lesson.lesson.name}; {fix}"
+    assert record is not None and record["sha256"] == gen.sha256_of(lesson.release), (
+        f"lessons/{gen.MANIFEST_NAME} does not record the current {lesson.release.name}; {fix}"
     )
 
 
@@ -164,7 +165,7 @@ def test_notebooks_in_git_carry_no_outputs(path):
 
 
 def test_correct_answer_that_warns_still_scores(tmp_path):
-    lesson = gen.find_lesson(h.REPO, "00")
+    lesson = resolve_lesson("00", h.REPO)[0]
     nb = nbformat.read(lesson.solution, as_version=4)
     (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex1_logsumexp"]
     marker = next(ln for ln in cell.source.splitlines() if ln.strip() == "### BEGIN SOLUTION")
@@ -189,7 +190,7 @@ def test_correct_answer_that_warns_still_scores(tmp_path):
 def test_deleted_test_cells_are_put_back_before_grading(tmp_path):
     """OverwriteCells.add_missing_cells: deleting a test cell neither loses its points for a correct
     answer nor hands them to an unanswered one (the instructor's cell, hidden tests included, runs)."""
-    lesson = gen.find_lesson(h.REPO, "00")
+    lesson = resolve_lesson("00", h.REPO)[0]
     course = h.make_course(tmp_path, lesson)
 
     def without_tests(nb):

@@ -20,7 +20,7 @@ from adversarial.builders import CASES, LEGIT, LESSON, TOTAL, adversarial, make_
     submission, write  # noqa: E402
 
 from vae_core.grading.autograde import GradeOptions, grade_lesson  # noqa: E402
-from vae_core.grading.lessons import Lesson  # noqa: E402
+from vae_core.grading.course import Lesson  # noqa: E402
 from vae_core.grading.tamper import CourseFacts, guard_name, scan_notebook, scan_source  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def test_guard_name_refuses_a_bad_nonce():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_flagged_submission_is_refused_with_zero_and_nothing_runs(tmp_path, name):
     root = make_course(tmp_path)
-    nb_path = write(adversarial(name), root / "lessons" / LESSON / f"{LESSON}.ipynb")
+    nb_path = write(adversarial(name), root / "workspace" / LESSON / f"{LESSON}.ipynb")
     res = grade_lesson(Lesson(LESSON, root), None, GradeOptions())
     assert res.status == "tampering" and res.score == 0 and res.max == TOTAL
     assert "cell 3" in res.message and CASES[name][2] in res.message
@@ -122,7 +122,7 @@ def _transformer_attack() -> dict:
 @pytest.mark.parametrize("build", [_layered_attacks, _transformer_attack], ids=["patches+ast", "input_transformer"])
 def test_runtime_guard_alone_neutralises_attacks(tmp_path, build):
     root = make_course(tmp_path)
-    write(build(), root / "lessons" / LESSON / f"{LESSON}.ipynb")
+    write(build(), root / "workspace" / LESSON / f"{LESSON}.ipynb")
     res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False))
     assert res.status == "graded", res.message
     assert res.score == 0, [(e.grade_id, e.points, e.message) for e in res.exercises]
@@ -133,7 +133,7 @@ def test_runtime_guard_alone_neutralises_attacks(tmp_path, build):
 def test_without_any_defence_the_same_attacks_earn_full_marks(tmp_path, build):
     # The holes are real: nbgrader alone gives these submissions every point.
     root = make_course(tmp_path)
-    write(build(), root / "lessons" / LESSON / f"{LESSON}.ipynb")
+    write(build(), root / "workspace" / LESSON / f"{LESSON}.ipynb")
     res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False, guard=False))
     assert res.score == TOTAL, [(e.grade_id, e.points, e.message) for e in res.exercises]
 
@@ -143,7 +143,7 @@ def test_a_transformer_that_blanks_every_cell_is_caught_by_the_missing_guard(tmp
     # It also blanks the guard cells, so no guard can reset it; the guard log shows they never ran.
     root = make_course(tmp_path)
     blank = "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\n"
-    write(submission("stub", added={2: blank}), root / "lessons" / LESSON / f"{LESSON}.ipynb")
+    write(submission("stub", added={2: blank}), root / "workspace" / LESSON / f"{LESSON}.ipynb")
     res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False))
     assert res.status == "tampering" and res.score == 0
     assert "guard before test 1 did not run" in res.message

@@ -115,7 +115,7 @@ def solution_notebook() -> dict:
 
 
 def make_course(root: Path, lessons=(LESSON,)) -> Path:
-    """A course folder: nbgrader_config.py, solutions/<lesson>/<lesson>.ipynb, lessons/."""
+    """A course folder: nbgrader_config.py, solutions/<lesson>/<lesson>.ipynb, lessons/ and workspace/."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / "nbgrader_config.py").write_text("c = get_config()\n")
@@ -124,6 +124,7 @@ def make_course(root: Path, lessons=(LESSON,)) -> Path:
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{name}.ipynb").write_text(json.dumps(solution_notebook(), indent=1))
         (root / "lessons" / name).mkdir(parents=True, exist_ok=True)
+        (root / "workspace" / name).mkdir(parents=True, exist_ok=True)
     return root
 
 

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import tamper
-from .lessons import STATE_DIR, Lesson
+from .course import STATE_DIR, Lesson
 
 STUDENT = "learner"
 # stderr text that must not cost points: warnings (a torch UserWarning) and tqdm progress bars
@@ -190,7 +190,7 @@ def _feedback_dir(root: Path, lesson: str, when: _dt.datetime) -> Path:
 
 
 def grade_lesson(lesson: Lesson, notebook: Path | None = None, options: GradeOptions | None = None) -> GradeResult:
-    """Grade ``notebook`` (default: the lesson's copy in lessons/) against ``solutions/``.
+    """Grade ``notebook`` (default: the learner's copy in workspace/) against ``solutions/``.
 
     Never raises for a problem with the notebook: those come back as a result whose ``status``
     is not ``graded`` and whose ``message`` says what happened and what to do.
@@ -201,10 +201,10 @@ def grade_lesson(lesson: Lesson, notebook: Path | None = None, options: GradeOpt
     root = lesson.root
     when = _now()
     stamp = when.isoformat(timespec="microseconds").replace("+00:00", "Z")
-    path = Path(notebook) if notebook is not None else lesson.default_notebook
+    path = Path(notebook) if notebook is not None else lesson.workspace
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        solution = nbformat.read(str(lesson.solution_notebook), as_version=4)
+        solution = nbformat.read(str(lesson.solution), as_version=4)
     _, max_total = _max_points(solution)
 
     def fail(status, message, sha=None, exercises=None):
@@ -214,7 +214,7 @@ def grade_lesson(lesson: Lesson, notebook: Path | None = None, options: GradeOpt
     if not path.is_file():
         return fail("missing", (
             f"Lesson {lesson.name}: no notebook at {path}, so nothing was graded and it scores 0. "
-            f"If you have not started this lesson yet, generate it with `vae-course generate {lesson.number}`; "
+            f"If you have not started this lesson yet, `vae-course workspace` (or `make lab`) gives you your copy; "
             f"if your notebook lives elsewhere, pass it with `vae-course grade {lesson.number} --notebook PATH`."))
     raw = path.read_bytes()
     sha = hashlib.sha256(raw).hexdigest()
@@ -229,8 +229,8 @@ def grade_lesson(lesson: Lesson, notebook: Path | None = None, options: GradeOpt
             f"Lesson {lesson.name}: {path} is not a readable notebook ({type(err).__name__}: {_first_line(err)}), "
             "so nothing was run and it scores 0. The file was probably cut short or edited by hand. "
             "What to do: open it in JupyterLab; if it will not open, restore it from a checkpoint "
-            "(File > Revert Notebook to Checkpoint) or from .ipynb_checkpoints/, or start again with "
-            f"`vae-course generate {lesson.number}` after moving the broken file aside."), sha)
+            "(File > Revert Notebook to Checkpoint) or from .ipynb_checkpoints/, or start again: move the "
+            "broken file aside and run `vae-course workspace`, which copies the fresh lesson in its place."), sha)
 
     findings = tamper.scan_notebook(nb, solution) if options.scan else []
     if findings:

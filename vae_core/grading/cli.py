@@ -1,6 +1,8 @@
-"""``vae-course``: grade your lessons, see your progress, (instructors) generate lessons.
+"""``vae-course``: open the course, grade your lessons, see your progress, (instructors) generate lessons.
 
-    vae-course grade 03                      # lessons/03_*/03_*.ipynb against solutions/03_*/
+    vae-course lab [JUPYTER ARGS ...]        # what `make lab` runs: update workspace/, start JupyterLab
+    vae-course workspace                     # copy new lessons into workspace/ (your own copies)
+    vae-course grade 03                      # workspace/03_*/03_*.ipynb against solutions/03_*/
     vae-course grade 3 --notebook my.ipynb   # grade another copy
     vae-course grade all                     # every lesson you have a notebook for, each isolated
     vae-course progress                      # latest and best score per lesson
@@ -8,7 +10,8 @@
     vae-course generate [NN ...] [--force]   # build lessons/ from solutions/ (instructors)
 
 Exit status: 0 whenever grading ran, even when points were lost or a notebook crashed;
-2 for a usage error (unknown lesson, no course folder, bad option); 1 if the grader itself broke.
+2 for a usage error (unknown lesson, no course folder, no such notebook, bad option); 1 if the grader
+itself broke.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .lessons import UsageError, find_course_root, list_lessons, resolve_lesson
+from .course import WORKSPACE_DIR, UsageError, find_course_root, list_lessons, resolve_lesson
 
 EXIT_OK, EXIT_GRADER, EXIT_USAGE = 0, 1, 2
 
@@ -58,16 +61,24 @@ def cmd_grade(args, out=None) -> int:
             raise UsageError("--notebook names one notebook; use it with one lesson, not with `grade all`")
         targets, skipped = [], []
         for lesson in list_lessons(root):
-            (targets if lesson.default_notebook.exists() else skipped).append(lesson)
+            (targets if lesson.workspace.exists() else skipped).append(lesson)
         if not targets:
-            print(f"No lesson notebooks found under {root / 'lessons'}; generate one with `vae-course generate`.",
-                  file=out)
+            print(f"No lesson notebooks found under {root / WORKSPACE_DIR}; `make lab` or `vae-course workspace` "
+                  "gives you your copies.", file=out)
         jobs = [(lesson, None) for lesson in targets]
     else:
         lesson, path = resolve_lesson(args.lesson, root)
         if args.notebook and path:
             raise UsageError("give the notebook either as LESSON or with --notebook, not both")
-        jobs, skipped = [(lesson, Path(args.notebook) if args.notebook else path)], []
+        path = Path(args.notebook).expanduser() if args.notebook else path
+        if path is not None and not path.is_file():
+            raise UsageError(f"no notebook at {path}: expected the path of your {lesson.filename}; "
+                             "check the path (nothing was graded or recorded)")
+        if path is None and not lesson.workspace.is_file():
+            raise UsageError(f"you have no copy of lesson {lesson.number} yet (expected {lesson.workspace}); "
+                             "`make lab` or `vae-course workspace` makes it, or grade another copy with "
+                             f"`vae-course grade {lesson.number} --notebook PATH` (nothing was graded or recorded)")
+        jobs, skipped = [(lesson, path)], []
     broke = False
     total, total_max = 0.0, 0.0
     for lesson, path in jobs:
@@ -83,7 +94,7 @@ def cmd_grade(args, out=None) -> int:
         total, total_max = total + res.score, total_max + res.max
     if args.lesson == "all":
         for lesson in skipped:
-            print(f"Lesson {lesson.name}: no notebook at {lesson.default_notebook}; skipped.", file=out)
+            print(f"Lesson {lesson.name}: no notebook at {lesson.workspace}; skipped.", file=out)
         if jobs:
             print(f"All lessons: {total:.1f} / {total_max:.1f}", file=out)
     return EXIT_GRADER if broke and args.lesson != "all" else EXIT_OK
@@ -136,11 +147,11 @@ def cmd_check_tamper(args, out=None) -> int:
         solution = None
         if args.lesson and root:
             lesson, _ = resolve_lesson(args.lesson, root)
-            solution = _read_nb(lesson.solution_notebook)
+            solution = _read_nb(lesson.solution)
         elif root:
             try:
                 lesson, _ = resolve_lesson(str(path), root)
-                solution = _read_nb(lesson.solution_notebook)
+                solution = _read_nb(lesson.solution)
             except UsageError:
                 solution = None
         try:
@@ -159,6 +170,31 @@ def cmd_check_tamper(args, out=None) -> int:
     return 1 if flagged else EXIT_OK
 
 
+def cmd_workspace(args, out=None) -> int:
+    out = out or sys.stdout
+    from .workspace import sync_workspace
+
+    root = find_course_root(root=args.root)
+    report = sync_workspace(root)
+    for line in report.lines() or [f"Your workspace is up to date: {root / WORKSPACE_DIR}"]:
+        print(line, file=out)
+    for lesson in report.unreleased:
+        print(f"note: lesson {lesson.name} has no released notebook in lessons/ yet.", file=out)
+    return EXIT_OK
+
+
+def cmd_lab(argv: list[str]) -> int:
+    from .lab import run_lab
+
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: vae-course lab [JUPYTER LAB ARGS ...]\n\nUpdate workspace/ with any new lessons, then start "
+              "JupyterLab on the course (what `make lab` runs).\nExtra arguments go to `jupyter lab`, e.g. "
+              "`vae-course lab --no-browser --port 8899`.")
+        return EXIT_OK
+    run_lab(find_course_root(), argv)  # replaces this process; returns only on error
+    return EXIT_GRADER
+
+
 def cmd_generate(argv: list[str]) -> int:
     try:
         from . import generate
@@ -173,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("grade", help="grade a lesson notebook (or `all`) against the course's tests")
     g.add_argument("lesson", help="lesson number (03 or 3), name (03_reparameterization), a notebook path, or `all`")
-    g.add_argument("--notebook", help="the notebook to grade (default: lessons/NN_name/NN_name.ipynb)")
+    g.add_argument("--notebook", help="the notebook to grade (default: your copy, workspace/NN_name/NN_name.ipynb)")
     g.add_argument("--timeout", type=int, default=None, help="seconds per cell before it is interrupted (default 300)")
     g.add_argument("--wall", type=float, default=None,
                    help="seconds for a whole lesson before grading is stopped (default: timeout x cells + 120)")
@@ -185,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("notebooks", nargs="+")
     ct.add_argument("--lesson", help="the lesson these notebooks belong to (default: from their names)")
     ct.add_argument("--root", help="the course folder")
+    ws = sub.add_parser("workspace", help="copy new lessons into workspace/, your own copies (make lab does it too)")
+    ws.add_argument("--root", help="the course folder")
+    sub.add_parser("lab", help="update workspace/ and start JupyterLab on the course (what `make lab` runs)",
+                   add_help=False)
     sub.add_parser("generate", help="generate lessons/ from solutions/ (instructors)", add_help=False)
     return p
 
@@ -193,13 +233,21 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "generate":
         return cmd_generate(argv[1:])
+    if argv and argv[0] == "lab":
+        try:
+            return cmd_lab(argv[1:])
+        except UsageError as err:
+            print(f"vae-course: {err}", file=sys.stderr)
+            return EXIT_USAGE
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
         return int(exc.code or 0)
     try:
-        return {"grade": cmd_grade, "progress": cmd_progress, "check-tamper": cmd_check_tamper}[args.command](args)
+        commands = {"grade": cmd_grade, "progress": cmd_progress, "check-tamper": cmd_check_tamper,
+                    "workspace": cmd_workspace}
+        return commands[args.command](args)
     except UsageError as err:
         print(f"vae-course: {err}", file=sys.stderr)
         return EXIT_USAGE

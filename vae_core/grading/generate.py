@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -30,29 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-MANIFEST_NAME = "MANIFEST.json"
-SOURCE_DIR = "solutions"
-RELEASE_DIR = "lessons"
-_LESSON_RE = re.compile(r"^(\d{2})_[A-Za-z0-9_]+$")
+from .course import (MANIFEST_NAME, RELEASE_DIR, SOLUTIONS_DIR, Lesson, UsageError, find_course_root,
+                     list_lessons, read_manifest, resolve_lesson, sha256_of)
 
 log = logging.getLogger(__name__)
 
 
 class LessonEditedError(RuntimeError):
     """A lesson notebook differs from the version last generated: a learner may have edited it."""
-
-
-@dataclass(frozen=True)
-class Lesson:
-    """One lesson: ``solutions/<name>/<name>.ipynb`` -> ``lessons/<name>/<name>.ipynb``."""
-
-    name: str  # folder and notebook stem, e.g. "00_orientation"
-    solution: Path  # the instructor notebook (source of truth)
-    lesson: Path  # the student notebook generated from it
-
-    @property
-    def number(self) -> str:
-        return self.name[:2]
 
 
 @dataclass(frozen=True)
@@ -63,68 +47,6 @@ class Outcome:
     action: str  # "created" | "updated" | "unchanged" | "backed-up-and-updated"
     sha256: str  # of the lesson notebook now on disk
     backup: Path | None = None  # where an edited notebook was saved (--force only)
-
-
-# --- finding things ------------------------------------------------------------------------------
-
-
-def find_course_root(start: Path | None = None) -> Path:
-    """The repository root: the nearest directory at or above ``start`` (default: the current
-    directory) holding ``nbgrader_config.py`` and ``solutions/``; else the checkout this package
-    was imported from."""
-    here = Path.cwd() if start is None else Path(start)
-    for candidate in [here.resolve(), *here.resolve().parents]:
-        if (candidate / "nbgrader_config.py").is_file() and (candidate / SOURCE_DIR).is_dir():
-            return candidate
-    package_checkout = Path(__file__).resolve().parents[2]
-    if (package_checkout / "nbgrader_config.py").is_file():
-        return package_checkout
-    raise FileNotFoundError(
-        f"no course found: expected nbgrader_config.py and {SOURCE_DIR}/ in {here} or a parent "
-        "directory; run this from the course repository (or pass --root)"
-    )
-
-
-def available_lessons(root: Path) -> list[Lesson]:
-    """Every ``solutions/NN_name/NN_name.ipynb`` in the course, in lesson order."""
-    source = Path(root) / SOURCE_DIR
-    found = []
-    for folder in sorted(source.iterdir()) if source.is_dir() else []:
-        notebook = folder / f"{folder.name}.ipynb"
-        if folder.is_dir() and _LESSON_RE.match(folder.name) and notebook.is_file():
-            found.append(Lesson(folder.name, notebook, Path(root) / RELEASE_DIR / folder.name / notebook.name))
-    return found
-
-
-def find_lesson(root: Path, key: str) -> Lesson:
-    """The lesson named by ``key``: its number (``"3"``, ``"03"``) or its folder (``"03_reparam"``)."""
-    key = str(key).strip().rstrip("/").split("/")[-1]
-    if key.endswith(".ipynb"):
-        key = key[: -len(".ipynb")]
-    lessons = available_lessons(root)
-    if key.isdigit():
-        matches = [ls for ls in lessons if ls.number == f"{int(key):02d}"]
-    else:
-        matches = [ls for ls in lessons if ls.name == key]
-    if len(matches) == 1:
-        return matches[0]
-    known = ", ".join(ls.name for ls in lessons) or "none"
-    raise FileNotFoundError(
-        f"no solution notebook for lesson {key!r}: expected {SOURCE_DIR}/NN_name/NN_name.ipynb "
-        f"under {root} (lessons found: {known}); check the number or add the solution notebook first"
-    )
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def read_manifest(root: Path) -> dict:
-    """The generation record ``lessons/MANIFEST.json`` (an empty record when there is none)."""
-    path = Path(root) / RELEASE_DIR / MANIFEST_NAME
-    if not path.is_file():
-        return {"lessons": {}}
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:
@@ -147,7 +69,7 @@ def course_config(root: Path, course_dir: Path | None = None):
     if course_dir is not None:
         course_dir = Path(course_dir)
         config.CourseDirectory.root = str(course_dir)
-        config.CourseDirectory.source_directory = SOURCE_DIR
+        config.CourseDirectory.source_directory = SOLUTIONS_DIR
         config.CourseDirectory.release_directory = RELEASE_DIR
         config.CourseDirectory.db_url = f"sqlite:///{course_dir / 'gradebook.db'}"
         config.Exchange.root = str(course_dir / "exchange")
@@ -165,9 +87,9 @@ def render_lesson(root: Path, lesson: Lesson, workdir: Path | None = None) -> st
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vae-generate-")))
         course = Path(workdir) / "course"
-        src = course / SOURCE_DIR / lesson.name
+        src = course / SOLUTIONS_DIR / lesson.name
         src.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(lesson.solution, src / lesson.solution.name)  # notebooks only: nothing else is released
+        shutil.copy2(lesson.solution, src / lesson.filename)  # notebooks only: nothing else is released
 
         config = course_config(root, course)
         # nbgrader's own `generate_assignment --no-db`: the release is the same, but no gradebook is
@@ -180,7 +102,7 @@ def render_lesson(root: Path, lesson: Lesson, workdir: Path | None = None) -> st
         app.force = True
         app.start()
 
-        nb = nbformat.read(course / RELEASE_DIR / lesson.name / lesson.solution.name, as_version=4)
+        nb = nbformat.read(course / RELEASE_DIR / lesson.name / lesson.filename, as_version=4)
     return notebook_text(nb)
 
 
@@ -213,7 +135,7 @@ def _backup_path(lesson_path: Path) -> Path:
 
 
 def _edited_message(root: Path, lesson: Lesson, recorded: str | None) -> str:
-    rel = lesson.lesson.relative_to(root)
+    rel = lesson.release.relative_to(root)
     why = (
         f"its SHA-256 differs from the one recorded in {RELEASE_DIR}/{MANIFEST_NAME} when it was generated"
         if recorded
@@ -222,7 +144,7 @@ def _edited_message(root: Path, lesson: Lesson, recorded: str | None) -> str:
     return (
         f"refusing to overwrite {rel}: {why}, so it looks edited (a learner's work?). "
         f"To keep that work, copy or rename it first; or run `vae-course generate {lesson.number} --force`, "
-        f"which saves it as {lesson.lesson.stem}.backup-<date-time>.ipynb beside it and then regenerates."
+        f"which saves it as {lesson.release.stem}.backup-<date-time>.ipynb beside it and then regenerates."
     )
 
 
@@ -233,15 +155,15 @@ def generate(
 ) -> list[Outcome]:
     """Regenerate the student notebooks for ``lessons`` (numbers or folder names; all when None).
 
-    Raises ``FileNotFoundError`` for a lesson without a solution notebook and
+    Raises :class:`UsageError` for a lesson without a solution notebook and
     :class:`LessonEditedError` (before writing anything) for a lesson notebook edited since it was
     generated, unless ``force`` is given, in which case that notebook is backed up first.
     """
-    root = find_course_root() if root is None else Path(root).resolve()
-    selected = available_lessons(root) if not lessons else [find_lesson(root, key) for key in lessons]
+    root = find_course_root(root=root)
+    selected = list_lessons(root) if not lessons else [resolve_lesson(key, root)[0] for key in lessons]
     if not selected:
-        raise FileNotFoundError(
-            f"no lessons to generate: {root / SOURCE_DIR} holds no NN_name/NN_name.ipynb notebooks"
+        raise UsageError(
+            f"no lessons to generate: {root / SOLUTIONS_DIR} holds no NN_name/NN_name.ipynb notebooks"
         )
     manifest = read_manifest(root)
     records = manifest.setdefault("lessons", {})
@@ -250,8 +172,8 @@ def generate(
     rendered = {lesson.name: render_lesson(root, lesson) for lesson in selected}
     edited: list[tuple[Lesson, str | None]] = []
     for lesson in selected:
-        if lesson.lesson.exists():
-            current = sha256_of(lesson.lesson)
+        if lesson.release.exists():
+            current = sha256_of(lesson.release)
             recorded = records.get(lesson.name, {}).get("sha256")
             new = hashlib.sha256(rendered[lesson.name].encode("utf-8")).hexdigest()
             if current not in (recorded, new):
@@ -266,23 +188,23 @@ def generate(
         data = text.encode("utf-8")
         new_sha = hashlib.sha256(data).hexdigest()
         backup = None
-        if not lesson.lesson.exists():
+        if not lesson.release.exists():
             action = "created"
-        elif lesson.lesson.read_bytes() == data:
+        elif lesson.release.read_bytes() == data:
             action = "unchanged"
         elif lesson.name in edited_names:
-            backup = _backup_path(lesson.lesson)
-            shutil.copy2(lesson.lesson, backup)
+            backup = _backup_path(lesson.release)
+            shutil.copy2(lesson.release, backup)
             action = "backed-up-and-updated"
         else:
             action = "updated"
         if action != "unchanged":
-            lesson.lesson.parent.mkdir(parents=True, exist_ok=True)
-            tmp = lesson.lesson.with_name(f".{lesson.lesson.name}.{os.getpid()}.tmp")
+            lesson.release.parent.mkdir(parents=True, exist_ok=True)
+            tmp = lesson.release.with_name(f".{lesson.release.name}.{os.getpid()}.tmp")
             tmp.write_bytes(data)
-            os.replace(tmp, lesson.lesson)  # atomic: never a half-written lesson
+            os.replace(tmp, lesson.release)  # atomic: never a half-written lesson
         records[lesson.name] = {
-            "notebook": lesson.lesson.relative_to(root).as_posix(),
+            "notebook": lesson.release.relative_to(root).as_posix(),
             "sha256": new_sha,
             "source": lesson.solution.relative_to(root).as_posix(),
         }
@@ -313,15 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="regenerate edited lessons too, after saving each as NN_name.backup-<date-time>.ipynb",
     )
-    parser.add_argument("--root", type=Path, default=None, help="course repository (default: found from cwd)")
+    parser.add_argument("--root", default=None, help="course repository (default: found from cwd)")
     args = parser.parse_args(None if argv is None else list(argv))
     try:
         outcomes = generate(args.lessons or None, force=args.force, root=args.root)
-    except (FileNotFoundError, LessonEditedError) as exc:
+    except (UsageError, LessonEditedError) as exc:
         print(f"vae-course generate: {exc}", file=sys.stderr)
         return 1
     for out in outcomes:
-        line = f"{out.action:>22}  {out.lesson.lesson.relative_to(out.lesson.lesson.parents[2])}"
+        line = f"{out.action:>22}  {out.lesson.release.relative_to(out.lesson.release.parents[2])}"
         if out.backup is not None:
             line += f"  (your edited copy was saved as {out.backup.name})"
         print(line)

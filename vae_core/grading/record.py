@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .lessons import STATE_DIR
+from .course import STATE_DIR
 
 RECORD_VERSION = 1
 STATUSES = ("graded", "tampering", "crashed", "timeout", "corrupt", "missing", "error")
