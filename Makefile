@@ -9,8 +9,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # nbgrader finds `alembic` on PATH, so the venv's bin/ goes first for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
-# JupyterLab refuses to run as root (containers, CI boxes) unless told it is intended.
-LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Extra arguments for JupyterLab, e.g. make lab ARGS="--no-browser --port 8899" (headless or remote use).
+# --allow-root is added automatically when run as root (containers, CI boxes), whatever ARGS says.
+ARGS   ?=
 # Use both cores for the test suite (override: make test JOBS=1).
 JOBS   ?= 2
 
@@ -29,15 +30,16 @@ $(STAMP): pyproject.toml
 # machine, while on a busy one (a browser, a second notebook) extra threads wait for each other and small
 # models train 10-100x slower. Override with `make lab OMP_NUM_THREADS=4`.
 OMP_NUM_THREADS ?= 1
-# Learners: jupyter_config/ hides nbgrader's instructor panels and keeps the Validate button.
-# Started from the repository root so Validate finds nbgrader_config.py.
+# Learners: `vae-course lab` copies any new lesson into workspace/ (your own copies, never overwritten),
+# then starts JupyterLab rooted at the course folder (every lesson, the README and the library in the
+# file browser; Validate finds nbgrader_config.py) with jupyter_config/ (instructor panels hidden, Validate
+# kept, no news pop-up), and opens your lesson 00.
 lab: setup
-	OMP_NUM_THREADS=$(OMP_NUM_THREADS) JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter_config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
-	  $(BIN)/jupyter lab $(LAB_FLAGS) lessons/00_orientation/00_orientation.ipynb
+	OMP_NUM_THREADS=$(OMP_NUM_THREADS) $(BIN)/vae-course lab $(ARGS)
 
 # Instructors: every nbgrader panel (formgrader, create assignment, course list).
 lab-instructor: setup
-	$(BIN)/jupyter lab $(LAB_FLAGS)
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -n $(JOBS)
