@@ -127,6 +127,22 @@ def test_interpolation_bad_inputs(fn):
         fn(torch.zeros(3), torch.ones(3), 1)
     with pytest.raises(ValueError, match=r"z1 must have the shape of z0 \(3,\), got \(4,\)"):
         fn(torch.zeros(3), torch.ones(4), 5)
+    with pytest.raises(ValueError, match=r"z0 must be a tensor of numbers .*got str 'abc'"):
+        fn("abc", torch.ones(3), 5)
+    with pytest.raises(ValueError, match=r"z1 must be a tensor of numbers .*got str"):
+        fn(torch.ones(3), "xyz", 5)
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e-30, 1e20])
+@pytest.mark.parametrize("angle", [0.0, 0.3, 1.2, 3.0])
+def test_slerp_is_scale_equivariant_in_float32(scale, angle):
+    """slerp(s a, s b) = s slerp(a, b): the path's shape cannot depend on the units. Before, float32
+    |z0||z1| underflowed for norms ~1e-20 and parallel pairs came out ~1.4x too long."""
+    a = torch.tensor([1.0, 0.0, 0.0])
+    b = torch.tensor([math.cos(angle), math.sin(angle), 0.0])
+    want = slerp(a, b, 7)
+    got = slerp(a * scale, b * scale, 7) / scale
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- the shell
@@ -154,6 +170,8 @@ def test_radius_bad_inputs():
         radius_stats(0)
     with pytest.raises(ValueError, match="n must be an int >= 2"):
         radius_stats(3, n=1)
+    with pytest.raises(ValueError, match="seed must be a non-negative int, got -1"):
+        radius_stats(3, seed=-1)
 
 
 # ----------------------------------------------------------------------------- traverse and grids

@@ -486,6 +486,8 @@ def test_elbo_refuses_bad_arguments():
         elbo(x, logits[:, :, :2], mu, logvar)
     with pytest.raises(ValueError, match=r"x must hold values in \[0, 1\] for a Bernoulli likelihood"):
         elbo(2 * x - 1, logits, mu, logvar)
+    with pytest.raises(ValueError, match=r"mu is an empty batch of shape \(0, 3\).*would be NaN"):
+        elbo(x[:0], logits[:0], mu[:0], logvar[:0])
 
 
 def test_non_float_and_non_tensor_inputs_are_refused():

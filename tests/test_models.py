@@ -323,3 +323,27 @@ def test_losses_module_is_used_for_the_elbo(monkeypatch):
     monkeypatch.setattr(losses, "elbo", spy)
     VAE(small_config()).elbo(images(2, (1, 28, 28)), beta=2.0, free_bits=0.5)
     assert calls and calls[0]["beta"] == 2.0 and calls[0]["free_bits"] == 0.5
+
+
+def test_odd_inputs_get_errors_that_name_the_argument_and_the_fix():
+    vae, ae = VAE(small_config()), AutoEncoder(small_config())
+    x = torch.rand(2, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"input images is torch.float64 but the model's weights are torch.float32; .*\.to\(torch.float32\)"):
+        vae.encode(x.double())
+    with pytest.raises(ValueError, match=r"input images is torch.float64"):
+        ae.encode(x.double())
+    with pytest.raises(ValueError, match=r"expected float latents z, got dtype torch.int64; convert with z.float\(\)"):
+        vae.decode(torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"input z is torch.float64"):
+        vae.decode(torch.zeros(2, 3, dtype=torch.float64))
+    for call in (lambda: vae.elbo(x[:0]), lambda: vae.log_likelihood(x[:0], k=3), lambda: ae.reconstruction_error(x[:0])):
+        with pytest.raises(ValueError, match=r"expected at least one image, got an empty batch of shape \(0, 1, 28, 28\)"):
+            call()
+    with pytest.raises(ValueError, match=r"empty batch z"):
+        vae.decode(torch.zeros(0, 3))
+    with pytest.raises(ValueError, match=r"mu must be a floating-point torch.Tensor, got list"):
+        vae.reparameterize([0.0, 1.0], [0.0, 0.0])
+    with pytest.raises(ValueError, match=r"mu must be a floating-point tensor, got dtype torch.int64; convert it with mu.float\(\)"):
+        vae.reparameterize(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    # a float64 model takes float64 input
+    assert vae.double().encode(x.double())[0].dtype == torch.float64

@@ -205,6 +205,10 @@ def test_load_sprites_dataset():
     (lambda: sample_with_fixed_factor("colour", 0, 5), "factor must be one of"),
     (lambda: sample_with_fixed_factor("orientation", 40, 5), r"orientation must be an index in \[0, 39\]"),
     (lambda: sample_with_fixed_factor(0, 1, 0), "n must be a positive int"),
+    # shape indices outside 0..2 used to draw a heart
+    (lambda: sp.render_values(torch.tensor([5]), *[torch.ones(1)] * 4), r"shape indices must be 0 \(square\).*got 5"),
+    (lambda: sp.render_values(torch.tensor([-1]), *[torch.ones(1)] * 4), r"shape indices must be 0 .*got -1"),
+    (lambda: sp.render_values(torch.tensor([1.0]), *[torch.ones(1)] * 4), r"shape must be an \(N,\) integer tensor"),
 ])
 def test_bad_inputs_raise(call, match):
     with pytest.raises(ValueError, match=match):

@@ -57,6 +57,30 @@ def test_kl_weight_cyclical_fu_et_al():
     assert got == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0]
 
 
+@pytest.mark.parametrize("epochs", [3, 7, 10, 12])
+@pytest.mark.parametrize("cycles", [1, 3, 4, 6, 7])
+def test_kl_weight_cyclical_restarts_at_zero_at_every_cycle_start(epochs, cycles):
+    """Against exact rational arithmetic: at t = k * epochs / cycles the weight is 0, and at every
+    integer epoch it is beta * min(1, frac(t cycles / epochs) / R). A float `%` got
+    kl_weight(5, epochs=10, cycles=6) = beta (a cycle end) instead of 0."""
+    from fractions import Fraction
+
+    cfg = TrainConfig(epochs=epochs, beta=2.0, kl_schedule="cyclical", cycles=cycles, cycle_ratio=0.5)
+    for k in range(cycles):
+        start = k * epochs / cycles
+        assert kl_weight(start, cfg) == 0.0, f"cycle {k} starts at epoch {start}"
+    for t in range(epochs + 1):
+        pos = Fraction(t * cycles, epochs)
+        tau = pos - (pos.numerator // pos.denominator)
+        want = 2.0 * min(1.0, float(tau) / 0.5)
+        assert kl_weight(float(t), cfg) == pytest.approx(want, abs=1e-12), f"epoch {t}"
+
+
+def test_kl_weight_needs_a_train_config():
+    with pytest.raises(ValueError, match="config must be a TrainConfig, got NoneType"):
+        kl_weight(1.0, None)
+
+
 def test_kl_weight_rejects_negative_time():
     with pytest.raises(ValueError, match="epoch must be a float >= 0, got -1"):
         kl_weight(-1, TrainConfig())
@@ -262,6 +286,12 @@ def test_corrupt_checkpoints(tmp_path):
     torch.save({"format": "vae_core.checkpoint/1", "model": "VAE", "obj": TrainConfig()}, unsafe)
     with pytest.raises(ValueError, match="could not read"):  # weights_only refuses arbitrary classes
         load_checkpoint(unsafe)
+    payload = torch.load(good, weights_only=True)
+    for key, value in (("state_dict", [torch.zeros(2)]), ("config", ["latent_dim", 4])):
+        wrong = tmp_path / f"wrong_{key}.pt"
+        torch.save({**payload, key: value}, wrong)
+        with pytest.raises(ValueError, match=rf"{key} must be a dict, got list; .*save_checkpoint"):
+            load_checkpoint(wrong)
 
 
 def test_checkpoint_refuses_unloadable_extra(tmp_path):

@@ -22,6 +22,8 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .data.dataset import check_seed
+
 __all__ = [
     "lerp",
     "slerp",
@@ -43,7 +45,15 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 # ----------------------------------------------------------------------------- input checks
 def _as_float_tensor(x, name: str) -> Tensor:
     if not isinstance(x, Tensor):
-        x = torch.as_tensor(x)
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(
+                f"{name} must be a tensor of numbers (a torch.Tensor, or a list of floats), got {type(x).__name__} "
+                f"{x!r:.40}; pass e.g. torch.randn(D)"
+            ) from err
+    if x.is_complex():
+        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}; pass {name}.real or {name}.abs()")
     if not torch.is_floating_point(x):
         x = x.to(torch.get_default_dtype())
     return x
@@ -73,6 +83,17 @@ def _ts(steps: int, z: Tensor) -> Tensor:
     # (steps,) -> (steps, 1, ..., 1) so it broadcasts against z of shape (..., D)
     t = torch.linspace(0.0, 1.0, steps, dtype=z.dtype, device=z.device)
     return t.view(steps, *([1] * z.dim()))
+
+
+def _direction(z: Tensor) -> tuple[Tensor, Tensor]:
+    """``(z / |z|, |z|)`` for ``z`` of shape ``(..., D)``, computed on ``z / max|z_i|`` so that neither
+    the squares of tiny entries (float32: below ~1e-19 they underflow) nor those of huge ones overflow.
+    A zero vector gives a zero direction and norm 0."""
+    scale = z.abs().amax(dim=-1, keepdim=True)  # (..., 1)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    scaled = z / safe  # entries in [-1, 1], the largest exactly +-1
+    m = scaled.norm(dim=-1, keepdim=True)  # in [1, sqrt(D)] (0 for a zero vector)
+    return scaled / torch.where(m > 0, m, torch.ones_like(m)), scale * m
 
 
 def _pin_endpoints(path: Tensor, z0: Tensor, z1: Tensor) -> Tensor:
@@ -129,10 +150,10 @@ def slerp(z0: Tensor, z1: Tensor, steps: int, parallel_eps: float = 1e-2) -> Ten
     if not parallel_eps > 0:
         raise ValueError(f"parallel_eps must be > 0, got {parallel_eps!r}")
     t = _ts(steps, z0)
-    n0 = z0.norm(dim=-1, keepdim=True)  # (..., 1)
-    n1 = z1.norm(dim=-1, keepdim=True)
-    denom = (n0 * n1).clamp_min(torch.finfo(z0.dtype).tiny)
-    cos_w = ((z0 * z1).sum(-1, keepdim=True) / denom).clamp(-1.0, 1.0)  # cos w = <z0, z1> / (|z0| |z1|)
+    u0, n0 = _direction(z0)  # (..., D) unit vectors, (..., 1) norms
+    u1, n1 = _direction(z1)
+    # cos w = <z0, z1> / (|z0| |z1|) = <u0, u1>: on unit vectors, so tiny or huge norms cannot under/overflow
+    cos_w = (u0 * u1).sum(-1, keepdim=True).clamp(-1.0, 1.0)
     w = torch.acos(cos_w)
     sin_w = torch.sin(w)
     fallback = (sin_w < parallel_eps) | (n0 == 0) | (n1 == 0)  # (..., 1)
@@ -406,6 +427,7 @@ def radius_stats(d: int, n: int = 10_000, seed: int = 0) -> RadiusStats:
         raise ValueError(f"d must be a positive int, got {d!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an int >= 2 (samples), got {n!r}")
+    check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     chunk = max(1, 2_000_000 // d)
     norms = torch.cat(

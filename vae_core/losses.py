@@ -44,7 +44,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_float(name: str, t: object) -> Tensor:
+def check_float(name: str, t: object) -> Tensor:
     """Refuse anything that is not a floating-point tensor (ints would silently truncate)."""
     if not isinstance(t, Tensor):
         raise ValueError(
@@ -127,8 +127,8 @@ def kl_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     Returns:
         ``(...)`` one KL in nats per example, e.g. ``(B, D) -> (B,)`` (no batch mean).
     """
-    _check_float("mu", mu)
-    _check_float("logvar", logvar)
+    check_float("mu", mu)
+    check_float("logvar", logvar)
     _check_has_last_dim("mu", mu)
     _check_same_shape("logvar", logvar, "mu", mu)
     # KL(N(mu, s^2) || N(0, 1)) = -0.5 * sum_j (1 + log s_j^2 - mu_j^2 - s_j^2)   (Kingma & Welling 2014, App. B)
@@ -150,7 +150,7 @@ def kl_diag_gaussians(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Te
         ``(...)`` = ``mu_q.shape[:-1]``, one KL in nats per example (no batch mean).
     """
     for name, t in (("mu_q", mu_q), ("logvar_q", logvar_q), ("mu_p", mu_p), ("logvar_p", logvar_p)):
-        _check_float(name, t)
+        check_float(name, t)
     _check_has_last_dim("mu_q", mu_q)
     _check_same_shape("logvar_q", logvar_q, "mu_q", mu_q)
     _check_broadcasts_to("mu_p", mu_p, "mu_q", mu_q)
@@ -178,8 +178,8 @@ def bernoulli_log_prob(logits: Tensor, x: Tensor, event_dims: int | None = None)
     Returns:
         The batch shape, e.g. ``(B,)``: one log-likelihood in nats per example (no batch mean).
     """
-    _check_float("logits", logits)
-    _check_float("x", x)
+    check_float("logits", logits)
+    check_float("x", x)
     _check_same_shape("x", x, "logits", logits)
     n = _event_dims("logits", logits, event_dims)
     if x.numel() > 0 and (x.min() < 0 or x.max() > 1):
@@ -209,12 +209,12 @@ def gaussian_log_prob(
     Returns:
         The batch shape, e.g. ``(B,)``: one log-density in nats per example (no batch mean).
     """
-    _check_float("x", x)
-    _check_float("mean", mean)
+    check_float("x", x)
+    check_float("mean", mean)
     _check_same_shape("mean", mean, "x", x)
     if isinstance(logvar, (int, float)) and not isinstance(logvar, bool):
         logvar = torch.tensor(float(logvar), dtype=x.dtype, device=x.device)
-    _check_float("logvar", logvar)
+    check_float("logvar", logvar)
     _check_broadcasts_to("logvar", logvar, "x", x)
     n = _event_dims("x", x, event_dims)
     # log N(x; m, s^2) = -0.5 * [ log(2 pi) + log s^2 + (x - m)^2 / s^2 ]   per element, then summed
@@ -231,7 +231,7 @@ def log_normal_std(z: Tensor) -> Tensor:
     Returns:
         ``(...)`` = ``z.shape[:-1]``, one log-density per sample.
     """
-    _check_float("z", z)
+    check_float("z", z)
     _check_has_last_dim("z", z)
     # log N(z; 0, I) = -0.5 * sum_j ( log(2 pi) + z_j^2 )
     return -0.5 * torch.sum(_LOG_2PI + z.pow(2), dim=-1)
@@ -247,9 +247,9 @@ def log_normal_diag(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     Returns:
         ``(...)`` = ``z.shape[:-1]``, one log-density per sample.
     """
-    _check_float("z", z)
-    _check_float("mu", mu)
-    _check_float("logvar", logvar)
+    check_float("z", z)
+    check_float("mu", mu)
+    check_float("logvar", logvar)
     _check_has_last_dim("z", z)
     _check_broadcasts_to("mu", mu, "z", z)
     _check_broadcasts_to("logvar", logvar, "z", z)
@@ -314,12 +314,15 @@ def elbo(
         )
     beta = _check_nonneg_number("beta", beta, "the KL weight; 1 is the plain VAE")
     free_bits = _check_nonneg_number("free_bits", free_bits, "nats per latent dimension; 0 turns it off")
-    _check_float("x", x)
-    _check_float("mu", mu)
-    _check_float("logvar", logvar)
+    check_float("x", x)
+    check_float("mu", mu)
+    check_float("logvar", logvar)
     _check_has_last_dim("mu", mu)
     _check_same_shape("logvar", logvar, "mu", mu)
     batch = mu.shape[:-1]
+    if batch.numel() == 0:
+        raise ValueError(f"mu is an empty batch of shape {tuple(mu.shape)}: the ELBO of no examples is undefined "
+                         "(its batch mean would be NaN); pass at least one example")
     if x.shape[: len(batch)] != batch:
         raise ValueError(
             f"x must start with the batch shape of mu {tuple(batch)}, got x of shape {tuple(x.shape)}; "
@@ -363,7 +366,7 @@ def iwae_bound(log_w: Tensor) -> Tensor:
     Returns:
         ``(B,)`` (the batch shape), one bound in nats per example (no batch mean).
     """
-    _check_float("log_w", log_w)
+    check_float("log_w", log_w)
     if log_w.dim() < 1 or log_w.shape[0] < 1:
         raise ValueError(
             f"log_w must have shape (K, B) with K >= 1 importance samples along dim 0, got shape "

@@ -160,8 +160,9 @@ def _check_conv_shape(input_shape: tuple[int, int, int], channels: tuple[int, ..
         )
 
 
-def check_images(x: Tensor, input_shape: tuple[int, int, int]) -> None:
-    """Raise ``ValueError`` unless ``x`` is a float tensor of shape (B, *input_shape)."""
+def check_images(x: Tensor, input_shape: tuple[int, int, int], dtype: torch.dtype | None = None) -> None:
+    """Raise ``ValueError`` unless ``x`` is a float tensor of shape (B, *input_shape) with B >= 1
+    (and, when given, of the model's ``dtype``)."""
     if not isinstance(x, Tensor):
         raise ValueError(f"expected a torch.Tensor of images with shape (B, {', '.join(map(str, input_shape))}), got {type(x).__name__}")
     expected = "(B, " + ", ".join(str(s) for s in input_shape) + ")"
@@ -172,13 +173,35 @@ def check_images(x: Tensor, input_shape: tuple[int, int, int]) -> None:
         raise ValueError(f"expected images of shape {expected}, got {_fmt(x.shape)}{hint}")
     if not x.is_floating_point():
         raise ValueError(f"expected float images in [0, 1], got dtype {x.dtype}; convert with x.float() / 255")
+    if x.shape[0] == 0:
+        raise ValueError(f"expected at least one image, got an empty batch of shape {_fmt(x.shape)}; "
+                         "check the slice or the data loader that produced it")
+    _check_dtype("images", x, dtype)
 
 
-def check_latents(z: Tensor, latent_dim: int, name: str = "z") -> None:
-    """Raise ``ValueError`` unless ``z`` has shape (B, latent_dim)."""
+def check_latents(z: Tensor, latent_dim: int, name: str = "z", dtype: torch.dtype | None = None) -> None:
+    """Raise ``ValueError`` unless ``z`` is a float tensor of shape (B, latent_dim) with B >= 1
+    (and, when given, of the model's ``dtype``)."""
     if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != latent_dim:
         got = _fmt(z.shape) if isinstance(z, Tensor) else type(z).__name__
         raise ValueError(f"expected {name} of shape (B, {latent_dim}), got {got}; add a batch dimension with {name}[None] if it is one vector")
+    if not z.is_floating_point():
+        raise ValueError(f"expected float latents {name}, got dtype {z.dtype}; convert with {name}.float()")
+    if z.shape[0] == 0:
+        raise ValueError(f"expected at least one latent vector, got an empty batch {name} of shape {_fmt(z.shape)}")
+    _check_dtype(name, z, dtype)
+
+
+def _check_dtype(name: str, t: Tensor, dtype: torch.dtype | None) -> None:
+    if dtype is not None and t.dtype != dtype:
+        short = str(dtype).replace("torch.", "")
+        raise ValueError(f"the input {name} is {t.dtype} but the model's weights are {dtype}; convert the input with "
+                         f".to(torch.{short}) (or the model with model.to({t.dtype}))")
+
+
+def _weight_dtype(module: nn.Module) -> torch.dtype | None:
+    p = next(module.parameters(), None)
+    return p.dtype if p is not None else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -225,7 +248,7 @@ class MLPEncoder(nn.Module):
         self.heads = _Heads(hidden[-1] if hidden else d, latent_dim, variational)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor] | Tensor:
-        check_images(x, self.input_shape)
+        check_images(x, self.input_shape, _weight_dtype(self))
         h = self.body(x.flatten(1))  # (B, C, H, W) -> (B, C*H*W) -> (B, hidden[-1])
         return self.heads(h)
 
@@ -245,7 +268,7 @@ class MLPDecoder(nn.Module):
         self.out = nn.Linear(rev[-1] if rev else latent_dim, math.prod(self.input_shape))
 
     def forward(self, z: Tensor) -> Tensor:
-        check_latents(z, self.latent_dim)
+        check_latents(z, self.latent_dim, dtype=_weight_dtype(self))
         return self.out(self.body(z)).view(-1, *self.input_shape)  # (B, C*H*W) -> (B, C, H, W)
 
 
@@ -278,7 +301,7 @@ class ConvEncoder(nn.Module):
         self.heads = _Heads(hidden[-1] if hidden else flat, latent_dim, variational)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor] | Tensor:
-        check_images(x, self.input_shape)
+        check_images(x, self.input_shape, _weight_dtype(self))
         h = self.conv(x).flatten(1)  # (B, C, H, W) -> (B, c_last, H/2^n, W/2^n) -> (B, flat)
         return self.heads(self.body(h))
 
@@ -308,7 +331,7 @@ class ConvDecoder(nn.Module):
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
-        check_latents(z, self.latent_dim)
+        check_latents(z, self.latent_dim, dtype=_weight_dtype(self))
         h = self.body(z).view(-1, *self.start)  # (B, c_last*h*w) -> (B, c_last, h, w)
         return self.deconv(h)  # (B, c_last, h, w) -> (B, C, H, W)
 
@@ -360,6 +383,8 @@ class VAE(nn.Module):
 
         mu, logvar: (B, D) -> z: (B, D); differentiable in mu and logvar.
         """
+        losses.check_float("mu", mu)
+        losses.check_float("logvar", logvar)
         if mu.shape != logvar.shape:
             raise ValueError(f"logvar must have the shape of mu {_fmt(mu.shape)}, got {_fmt(logvar.shape)}")
         eps = _randn(mu.shape, generator, mu.device, mu.dtype)

@@ -144,14 +144,21 @@ def kl_weight(epoch: float, config: TrainConfig) -> float:
     """
     if not (_is_real(epoch) and epoch >= 0):
         raise ValueError(f"epoch must be a float >= 0, got {epoch!r}")
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}; e.g. kl_weight(epoch, TrainConfig(epochs=10))")
     if config.kl_schedule is None:
         return float(config.beta)
     if config.kl_schedule == "linear":
         if config.warmup_epochs == 0:
             return float(config.beta)
         return float(config.beta) * min(1.0, epoch / config.warmup_epochs)
-    period = config.epochs / config.cycles
-    tau = (epoch % period) / period  # position in the current cycle, in [0, 1)
+    # tau = (epoch mod P) / P = frac(epoch * cycles / epochs). Computed as a fraction of the whole run, not
+    # with a float `%` by P: 5.0 % (10 / 6) gives 1.666..., a cycle *end*, where the weight must restart at 0.
+    position = epoch * config.cycles / config.epochs  # cycles completed, e.g. 3.0
+    nearest = round(position)
+    if abs(position - nearest) <= 1e-9 * max(1.0, position):
+        position = float(nearest)  # a cycle start up to rounding: tau = 0
+    tau = position - math.floor(position)  # in [0, 1)
     return float(config.beta) * min(1.0, tau / config.cycle_ratio)
 
 
@@ -432,6 +439,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | None = None) -> tuple
         raise ValueError(f"{path} is not a vae_core checkpoint (missing {', '.join(missing)}); write it with save_checkpoint")
     if payload["format"] != _FORMAT or payload["model"] not in _MODELS:
         raise ValueError(f"{path} has format {payload['format']!r} / model {payload['model']!r}; expected {_FORMAT!r} with one of {sorted(_MODELS)}")
+    for key in ("config", "state_dict"):
+        if not isinstance(payload[key], dict):
+            raise ValueError(f"{path}: {key} must be a dict, got {type(payload[key]).__name__}; "
+                             "the file was not written by save_checkpoint(path, model): delete it and save again")
     try:
         config = VAEConfig(**payload["config"])
     except TypeError as err:

@@ -121,6 +121,12 @@ def render_values(shape: Tensor, scale: Tensor, orientation: Tensor, pos_x: Tens
     """
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8:
         raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
+    if not isinstance(shape, Tensor) or shape.dim() != 1 or shape.is_floating_point() or shape.dtype == torch.bool:
+        got = f"{shape.dtype} of shape {tuple(shape.shape)}" if isinstance(shape, Tensor) else type(shape).__name__
+        raise ValueError(f"shape must be an (N,) integer tensor of shape indices, got {got}; e.g. torch.tensor([0, 2])")
+    bad = shape[(shape < 0) | (shape >= len(SHAPE_NAMES))]
+    if bad.numel():
+        raise ValueError(f"shape indices must be 0 (square), 1 (ellipse) or 2 (heart), got {bad[0].item()}")
     n = shape.shape[0]
     for name, t in (("scale", scale), ("orientation", orientation), ("pos_x", pos_x), ("pos_y", pos_y)):
         if t.shape != (n,):
