@@ -60,6 +60,9 @@ class GradeOptions:
     # layer works alone and that the holes are real without them. The CLI has no switch for them.
     scan: bool = True
     guard: bool = True
+    # nbgrader's own partial credit from a test cell's result value; on only in the grader's tests, to
+    # show the hole it opens (an answer that displays 'ok' and then raises scores full marks).
+    partial_credit: bool = False
 
 
 @dataclass
@@ -267,6 +270,8 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
            "--memory", str(int(options.memory_gb * 2**30)) if options.memory_gb else "0"]
     if not options.guard:
         cmd.append("--no-guard")
+    if options.partial_credit:
+        cmd.append("--partial-credit")
     proc = subprocess.Popen(cmd, cwd=course, env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
@@ -360,12 +365,15 @@ def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | 
         return meta.get("grade_id") if isinstance(meta, dict) else None
 
     release_meta = {gid(c): c.metadata["nbgrader"] for c in release_nb.cells if gid(c)}
+    seen = set()
     for i, cell in enumerate(nb.cells, start=1):
         cell.setdefault("metadata", {})["vae_course"] = {"origin": "learner", "cell": i}
         if "nbgrader" in cell.metadata:
-            # the course decides what is graded and how much: a grade_id the course does not have
-            # makes a plain cell, and a known one gets the course's flags and points back
-            if gid(cell) in release_meta:
+            # the course decides what is graded and how much: a grade_id the course does not have, or
+            # one already seen (a duplicated cell), makes a plain cell; a known one gets the course's
+            # flags and points back, so each of the course's cells is graded exactly once
+            if gid(cell) in release_meta and gid(cell) not in seen:
+                seen.add(gid(cell))
                 cell.metadata["nbgrader"] = json.loads(json.dumps(release_meta[gid(cell)]))
             else:
                 del cell.metadata["nbgrader"]
@@ -399,6 +407,21 @@ def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | 
     out.insert(0, _grader_cell(tamper.runtime_preamble(guard, log_path, memory_bytes), "preamble", 0))
     nb.cells = out
     return nb
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(obj):
+    """``obj`` (parsed notebook JSON) with lone UTF-16 surrogates replaced by U+FFFD. JSON may carry
+    them as escapes (``"\\ud800"``), but no UTF-8 file can hold them, so writing the copy would fail."""
+    if isinstance(obj, str):
+        return _LONE_SURROGATE.sub("\ufffd", obj)
+    if isinstance(obj, list):
+        return [clean_text(v) for v in obj]
+    if isinstance(obj, dict):
+        return type(obj)((clean_text(k), clean_text(v)) for k, v in obj.items())
+    return obj
 
 
 def _grader_cell(source: str, role: str, index: int):
@@ -444,6 +467,25 @@ def _execute_class():
     return GuardedExecute
 
 
+def _no_partial_credit_class():
+    """Drops ``execute_result`` outputs of graded cells before nbgrader scores them. nbgrader reads a
+    test cell's result as partial credit (a non-number as full credit), so an answer that calls
+    ``sys.displayhook('ok')`` and then fails would get full marks; here a test cell scores by its
+    errors only."""
+    from nbconvert.preprocessors import Preprocessor
+    from traitlets import Bool
+
+    class NoPartialCredit(Preprocessor):
+        enabled = Bool(True)  # nbconvert's Preprocessor is off unless enabled
+
+        def preprocess_cell(self, cell, resources, index):
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+                cell.outputs = [o for o in cell.outputs if o.get("output_type") != "execute_result"]
+            return cell, resources
+
+    return NoPartialCredit
+
+
 def _mkdirs(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -465,6 +507,7 @@ def _worker(argv: list[str]) -> int:
     p.add_argument("--nonce", required=True)
     p.add_argument("--result", required=True)
     p.add_argument("--no-guard", action="store_true")
+    p.add_argument("--partial-credit", action="store_true")
     p.add_argument("--cache", default=None)
     a = p.parse_args(argv)
     course, lesson = Path(a.course), a.lesson
@@ -499,6 +542,7 @@ def _worker(argv: list[str]) -> int:
     c.IgnorePattern.enabled = True  # off by default in nbgrader 0.9.6: the pattern alone does nothing
     c.IgnorePattern.pattern = IGNORE_STDERR
     c.Autograde.autograde_preprocessors = [_execute_class(), IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                           *([] if a.partial_credit else [_no_partial_credit_class()]),
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     api = NbGraderAPI(config=c)
     lap("import")
@@ -524,7 +568,7 @@ def _worker(argv: list[str]) -> int:
     lap("generate_assignment")
     release_nb = nbformat.read(str(course / "release" / lesson / f"{lesson}.ipynb"), as_version=4)
     sub_path = course / "submitted" / STUDENT / lesson / f"{lesson}.ipynb"
-    nb = nbformat.read(str(sub_path), as_version=4)
+    nb = nbformat.from_dict(clean_text(nbformat.read(str(sub_path), as_version=4)))
     guard = tamper.guard_name(a.nonce)
     guard_log = course / f"guard-{a.nonce}.log"
     prepare_copy(nb, release_nb, guard, str(guard_log), a.memory or None, with_guard=not a.no_guard)
