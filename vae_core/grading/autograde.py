@@ -39,7 +39,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import tamper
+from . import sandbox, tamper
 from .course import STATE_DIR, Lesson
 
 STUDENT = "learner"
@@ -63,6 +63,9 @@ class GradeOptions:
     # nbgrader's own partial credit from a test cell's result value; on only in the grader's tests, to
     # show the hole it opens (an answer that displays 'ok' and then raises scores full marks).
     partial_credit: bool = False
+    # Run the learner's kernel in a bubblewrap sandbox: None = when bwrap works here (the default),
+    # False = never (the grader's tests compare both paths), True = required (error without bwrap).
+    sandbox: bool | None = None
 
 
 @dataclass
@@ -272,6 +275,13 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
         cmd.append("--no-guard")
     if options.partial_credit:
         cmd.append("--partial-credit")
+    bwrap = sandbox.bwrap() if options.sandbox is not False else None
+    if options.sandbox and not bwrap:
+        raise RuntimeError("GradeOptions(sandbox=True) but bubblewrap (bwrap) is not available or cannot run here")
+    if bwrap:
+        cmd += ["--sandbox", bwrap]
+        for folder in sandbox.protected_folders(lesson.root):
+            cmd += ["--hide", str(folder)]
     proc = subprocess.Popen(cmd, cwd=course, env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
@@ -308,6 +318,8 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
         shutil.copy2(fb_src, dest / fb_src.name)
         feedback = str(dest / fb_src.name)
     status, message, notes = "graded", None, list(res.get("notes", []))
+    if not bwrap:
+        notes.append(sandbox.UNSANDBOXED_NOTE)
     stop = res.get("stopped")
     if res.get("guard_problems"):
         return GradeResult(lesson.name, "tampering", 0.0, max_total, str(path), sha, stamp,
@@ -508,6 +520,8 @@ def _worker(argv: list[str]) -> int:
     p.add_argument("--result", required=True)
     p.add_argument("--no-guard", action="store_true")
     p.add_argument("--partial-credit", action="store_true")
+    p.add_argument("--sandbox", default=None, help="path of bwrap: run the kernel sandboxed")
+    p.add_argument("--hide", action="append", default=[], help="a folder the sandboxed kernel must not see")
     p.add_argument("--cache", default=None)
     a = p.parse_args(argv)
     course, lesson = Path(a.course), a.lesson
@@ -537,6 +551,17 @@ def _worker(argv: list[str]) -> int:
     c.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
     c.CourseDirectory.course_id = "vae_course"
     c.Execute.timeout = a.timeout
+    # Connection files, kernel sockets and the guard's log live in runtime/; a sandboxed kernel sees
+    # only runtime/ and work/ (its folder) of this private course, and talks over Unix sockets (no network).
+    runtime, work = _mkdirs(course / "runtime"), _mkdirs(course / "work")
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    if a.sandbox:
+        prefix = sandbox.kernel_prefix([Path(h) for h in a.hide] + [course], [runtime, work], work, a.sandbox)
+        c.Execute.kernel_name = sandbox.install_kernelspec(course / "jupyter", prefix, sys.executable)
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(course / "jupyter"),
+                                                                   os.environ.get("JUPYTER_PATH")]))
+        c.KernelManager.transport = "ipc"
+        c.KernelManager.connection_file = str(runtime / "kernel.json")  # jupyter_client's default is in /tmp
     c.Execute.interrupt_on_timeout = True
     c.Execute.startup_timeout = 180  # a busy laptop can take long to start a kernel; the default is 60 s
     c.IgnorePattern.enabled = True  # off by default in nbgrader 0.9.6: the pattern alone does nothing
@@ -570,7 +595,7 @@ def _worker(argv: list[str]) -> int:
     sub_path = course / "submitted" / STUDENT / lesson / f"{lesson}.ipynb"
     nb = nbformat.from_dict(clean_text(nbformat.read(str(sub_path), as_version=4)))
     guard = tamper.guard_name(a.nonce)
-    guard_log = course / f"guard-{a.nonce}.log"
+    guard_log = runtime / f"guard-{a.nonce}.log"
     prepare_copy(nb, release_nb, guard, str(guard_log), a.memory or None, with_guard=not a.no_guard)
     nbformat.write(nb, str(sub_path))
 
