@@ -71,6 +71,16 @@ HOOK_ATTRS = {
     "get_objects": "walks every object in memory to edit it",
     "get_referrers": "walks the objects referring to another to edit them",
     "get_referents": "walks the objects referred to by another to edit them",
+    # switching torch function modes off or on: the course's shortcut check is such a mode
+    "DisableTorchFunction": "switches off torch function modes, which the tests use to see what an answer calls",
+    "DisableTorchFunctionSubclass": "switches off torch function handling, which the tests rely on",
+    "_disabled_torch_function_impl": "switches off torch function handling, which the tests rely on",
+    "_pop_mode": "removes a torch function mode the tests installed",
+    "_pop_torch_function_stack": "removes a torch function mode the tests installed",
+    "_push_on_torch_function_stack": "installs a torch function mode that can change what the tests see",
+    "_set_torch_function_mode": "replaces the torch function mode the tests installed",
+    "TorchFunctionMode": "intercepts every torch call, so it can change what the tests see",
+    "TorchDispatchMode": "intercepts every torch operation, so it can change what the tests see",
 }
 # `events.register(...)` is the only hook spelled with a common method name.
 EVENT_METHODS = {"register", "unregister"}
@@ -100,6 +110,9 @@ LYING_DUNDERS = {
     "__torch_function__", "__torch_dispatch__", "__array_function__", "__array_ufunc__",
     "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__",
     "__instancecheck__", "__subclasscheck__", "__getattribute__", "__setattr__", "__class__",
+    # arithmetic a check leans on: abs(got - want) < tol with a number whose __sub__ or __abs__ returns 0
+    "__sub__", "__rsub__", "__abs__", "__float__", "__int__", "__index__", "__neg__", "__round__",
+    "__add__", "__radd__", "__truediv__", "__rtruediv__", "__mul__", "__rmul__", "__pow__",
 }
 ALLOWED_MAGICS = {
     "matplotlib", "time", "timeit", "capture", "autoreload", "xmode", "pwd", "who", "whos",
@@ -371,6 +384,8 @@ class _Scanner(ast.NodeVisitor):
         self._check_module(node, mod)
         for a in node.names:
             self._check_module(node, f"{mod}.{a.name}")
+            if a.name in HOOK_ATTRS:  # from torch.overrides import TorchFunctionMode
+                self.flag(node, f"from {mod} import {a.name}", HOOK_ATTRS[a.name])
         self.generic_visit(node)
 
     # calls ------------------------------------------------------------------------------

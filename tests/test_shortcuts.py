@@ -1,0 +1,163 @@
+"""Shortcuts are caught: an answer that calls the implementation the exercise asks for scores 0.
+
+Unit tests of ``vae_core.grading.shortcuts`` (every alias of torch's log-sum-exp and softplus, the
+library's and torch.distributions' KL; honest code passes; the spread check), then the real
+lessons: each shortcut or cheat variant, typed into the learner's copy in place of the answer,
+graded by nbgrader with the course's tests, loses that exercise and only that one.
+"""
+from __future__ import annotations
+
+import math
+
+import nbformat
+import pytest
+import torch
+import torch.nn.functional as F
+
+import nb_helpers as h
+from vae_core import losses
+from vae_core.grading.course import resolve_lesson
+from vae_core.grading.shortcuts import ShortcutError, check_spread, forbid
+
+X = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+_CAPTURED = torch.logsumexp  # a reference taken before any test: an alias is the same function
+
+
+def _honest_lse(x, dim):
+    m = x.amax(dim=dim, keepdim=True)
+    return (m + (x - m).exp().sum(dim=dim, keepdim=True).log()).squeeze(dim)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: X.logsumexp(1), lambda: torch.logsumexp(X, 1), lambda: torch.special.logsumexp(X, 1),
+    lambda: _CAPTURED(X, 1), lambda: torch.ops.aten.logsumexp(X, [1]), lambda: X.logcumsumexp(1)[:, -1],
+], ids=["method", "torch", "special", "captured alias", "aten op", "logcumsumexp"])
+def test_every_spelling_of_torchs_logsumexp_is_caught(call):
+    with pytest.raises(ShortcutError, match="asks you to write logsumexp yourself, but your answer called torch's (special_)?_?log(cum)?sumexp"):
+        with forbid("logsumexp"):
+            call()
+
+
+@pytest.mark.parametrize("call", [lambda: F.softplus(X), lambda: torch.nn.Softplus()(X),
+                                  lambda: torch.logaddexp(X, torch.zeros(()))], ids=["F", "module", "logaddexp"])
+def test_every_spelling_of_softplus_is_caught(call):
+    with pytest.raises(ShortcutError, match="softplus"):
+        with forbid("softplus"):
+            call()
+
+
+def test_the_library_and_torch_distributions_kl_are_caught():
+    from torch.distributions import Independent, Normal, kl_divergence
+
+    m = torch.zeros(2, 3)
+    alias = losses.kl_diag_gaussians
+    for call in (lambda: alias(m, m, m, m), lambda: losses.kl_standard_normal(m, m),
+                 lambda: kl_divergence(Independent(Normal(m, 1.0), 1), Independent(Normal(m, 1.0), 1))):
+        with pytest.raises(ShortcutError, match="asks you to write kl_diag_gaussians"):
+            with forbid("kl_diag_gaussians"):
+                call()
+
+
+def test_honest_code_passes_and_the_profiler_is_restored():
+    import sys
+
+    before = sys.getprofile()
+    with forbid("logsumexp", "softplus", "kl_diag_gaussians") as hits:
+        out = _honest_lse(X, 1)
+        sp = X.clamp(min=0) + torch.log1p(torch.exp(-X.abs()))
+    assert hits == [] and sys.getprofile() is before
+    torch.testing.assert_close(out, torch.logsumexp(X, 1))
+    torch.testing.assert_close(sp, F.softplus(X))
+    with pytest.raises(ValueError, match="no shortcut list for \\['nope'\\]"):
+        with forbid("nope"):
+            pass
+
+
+def test_check_spread_fails_closed_form_plus_noise_and_passes_a_real_estimator():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(2000, generator=g) * 0.7 + 1.0
+    honest = torch.randn(2000, generator=g) * 0.7 + 1.0
+    check_spread(honest, ref)
+    cheat = 1.0 + 1e-3 * torch.randn(2000, generator=g) / math.sqrt(5)
+    with pytest.raises(AssertionError, match="spread of your estimates is 0.00"):
+        check_spread(cheat, ref)
+
+
+# --- the real lessons: shortcut and cheat variants lose their exercise ---------------------------
+
+VARIANTS = {
+    "00": {
+        "ex1_logsumexp": {
+            "method": "def logsumexp(x, dim):\n    return x.logsumexp(dim)\n",
+            "special": "def logsumexp(x, dim):\n    return torch.special.logsumexp(x, dim)\n",
+            "alias": "_lse = torch.logsumexp\ndef logsumexp(x, dim):\n    return _lse(x, dim)\n",
+        },
+        "ex2_softplus": {
+            "F": "def softplus(x):\n    return F.softplus(x)\n",
+            "logaddexp": "def softplus(x):\n    return torch.logaddexp(x, torch.zeros_like(x))\n",
+        },
+    },
+    "02": {
+        "ex1_kl_closed_form": {
+            "library": ("def kl_diag_gaussians(mu_q, logvar_q, mu_p, logvar_p):\n"
+                        "    from vae_core.losses import kl_diag_gaussians as library_kl\n"
+                        "    return library_kl(mu_q, logvar_q, mu_p, logvar_p)\n"),
+            "torch.distributions": ("def kl_diag_gaussians(mu_q, logvar_q, mu_p, logvar_p):\n"
+                                    "    mu_p, logvar_p = torch.broadcast_tensors(mu_p, logvar_p)\n"
+                                    "    q = Independent(Normal(mu_q, (0.5 * logvar_q).exp()), 1)\n"
+                                    "    p = Independent(Normal(mu_p.expand_as(mu_q), (0.5 * logvar_p).exp().expand_as(mu_q)), 1)\n"
+                                    "    return kl_divergence(q, p)\n"),
+        },
+        "ex2_kl_monte_carlo": {
+            # the closed form plus a little noise: right mean, seeded, different per seed, no spread
+            "closed form + noise": (
+                "def kl_monte_carlo(mu_q, logvar_q, mu_p, logvar_p, n_samples, generator=None):\n"
+                "    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0).sum(-1)\n"
+                "    noise = torch.randn(kl.shape, generator=generator, dtype=kl.dtype)\n"
+                "    return kl + 1e-3 * noise / math.sqrt(n_samples)\n"),
+        },
+        "ex3_ppca_log_marginal": {
+            "MultivariateNormal": (
+                "def ppca_log_marginal(x, W, b, s2):\n"
+                "    C = W @ W.T + s2 * torch.eye(W.shape[0], dtype=W.dtype)\n"
+                "    return MultivariateNormal(b, C).log_prob(x)\n"),
+        },
+    },
+}
+CASES = [(lesson, ex, name) for lesson, exs in VARIANTS.items() for ex, names in exs.items() for name in names]
+
+
+def _test_id_of(solution, exercise: str) -> str:
+    """The test cell right after the exercise's answer cell."""
+    seen = False
+    for cell in solution.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") == exercise:
+            seen = True
+        elif seen and meta.get("grade") and not meta.get("solution"):
+            return meta["grade_id"]
+    raise AssertionError(f"no test cell after {exercise}")
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+@pytest.mark.parametrize("number", sorted(VARIANTS))
+def test_shortcut_variants_lose_their_exercise_and_only_it(tmp_path, number):
+    lesson = resolve_lesson(number, h.REPO)[0]
+    solution = nbformat.read(lesson.solution, as_version=4)
+    course = h.make_course(tmp_path, lesson)
+    honest = h.answer_exercises(course.release, solution)
+    submissions, expected = {}, {}
+    for n, (exercise, name) in enumerate((ex, nm) for ls, ex, nm in CASES if ls == number):
+        nb = nbformat.from_dict(honest)
+        (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == exercise]
+        cell.source = VARIANTS[number][exercise][name]
+        student = f"variant{n}"
+        submissions[student] = nb
+        expected[student] = (_test_id_of(solution, exercise), f"{exercise}: {name}")
+    graded = h.autograde(course, submissions)
+    for student, (test_id, what) in expected.items():
+        g = graded[student]
+        lost = {gid for gid, (score, _) in g.scores.items() if score == 0}
+        assert lost == {test_id}, f"{what}: lost {sorted(lost)}, expected only {test_id}; errors: {g.errors}"
+        assert "asks you to write" in g.errors[test_id] or "spread" in g.errors[test_id], g.errors[test_id][-500:]

@@ -1,0 +1,131 @@
+"""Catch an answer that calls the implementation the exercise asks the learner to write.
+
+A test cell wraps the learner's call::
+
+    from vae_core.grading.shortcuts import forbid
+    with forbid("logsumexp"):
+        out = logsumexp(x, dim=1)
+
+and the block raises :class:`ShortcutError` ("this exercise asks you to write logsumexp yourself;
+your answer called torch.Tensor.logsumexp") when the answer used a forbidden implementation,
+**whatever the alias**: a method on a tensor, ``torch.special``, ``torch.nn.functional``,
+``torch.ops.aten``, a reference captured under another name before the test ran, or a function of
+``vae_core`` or ``torch.distributions``. Two detectors run while the block runs:
+
+- a ``TorchFunctionMode`` sees every torch operation by the name of what was called, however it was
+  reached (an alias is the same builtin, and torch asks the mode before running it);
+- a profile hook (``sys.setprofile``) sees every Python function entered, by its code's module and
+  name (``vae_core.losses.kl_diag_gaussians``).
+
+It runs inside the learner's kernel, so it is a check with a clear message, not a guarantee (code
+that switches torch function modes or the profiler off can get past it; the static scan reports
+such code). Importing this module does nothing beyond importing torch.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Iterator
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+# What an exercise may not call, by exercise name: torch operation names (as torch reports them:
+# torch.logsumexp, Tensor.logsumexp and torch.ops.aten.logsumexp all report "logsumexp";
+# torch.special.logsumexp reports "special_logsumexp"), and Python functions as "module:function".
+FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
+    "logsumexp": {
+        "torch": frozenset({"logsumexp", "special_logsumexp", "logcumsumexp", "_logcumsumexp"}),
+        "python": frozenset({"vae_core.losses:iwae_bound", "vae_core.losses:log_mean_exp",
+                             "scipy.special._logsumexp:logsumexp"}),
+    },
+    "softplus": {
+        "torch": frozenset({"softplus", "logaddexp"}),
+        "python": frozenset(),
+    },
+    "ppca_log_marginal": {
+        "torch": frozenset(),
+        "python": frozenset({"torch.distributions.multivariate_normal:log_prob",
+                             "torch.distributions.lowrank_multivariate_normal:log_prob"}),
+    },
+    "kl_diag_gaussians": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.losses:kl_diag_gaussians", "vae_core.losses:kl_standard_normal",
+                             "vae_core.losses:elbo", "torch.distributions.kl:kl_divergence"}),
+    },
+}
+
+
+class ShortcutError(AssertionError):
+    """The answer called the implementation the exercise asks the learner to write."""
+
+
+def _op_name(func) -> str:
+    name = getattr(func, "__name__", "") or ""
+    return name.split(".")[0]  # "logsumexp.default" (an aten OpOverload) -> "logsumexp"
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, names: frozenset[str], hits: list[str]):
+        super().__init__()
+        self.names, self.hits = names, hits
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if _op_name(func) in self.names:
+            self.hits.append(f"torch's {_op_name(func)} (however it is spelled: a tensor method, torch.special, "
+                             "torch.nn.functional or another name for it are the same function)")
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def forbid(*exercises: str) -> Iterator[list[str]]:
+    """Raise :class:`ShortcutError` at the end of the block if the code in it called what the named
+    exercises (keys of :data:`FORBIDDEN`) ask the learner to write. Yields the list of hits."""
+    unknown = [e for e in exercises if e not in FORBIDDEN]
+    if unknown:
+        raise ValueError(f"no shortcut list for {unknown}; known exercises: {sorted(FORBIDDEN)}")
+    torch_names = frozenset().union(*(FORBIDDEN[e]["torch"] for e in exercises))
+    python_names = frozenset().union(*(FORBIDDEN[e]["python"] for e in exercises))
+    hits: list[str] = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            code = frame.f_code
+            key = f"{frame.f_globals.get('__name__', '?')}:{code.co_name}"
+            if key in python_names:
+                hits.append(key.replace(":", "."))
+        return None
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        with _Recorder(torch_names, hits):
+            yield hits
+    finally:
+        sys.setprofile(previous)
+    if hits:
+        what = " and ".join(exercises)
+        raise ShortcutError(
+            f"this exercise asks you to write {what} yourself, but your answer called {hits[0]}. "
+            "Build it from the basic operations the lesson describes (the library's version is what "
+            "the tests compare against)."
+        )
+
+
+def check_spread(samples: torch.Tensor, reference: torch.Tensor, low: float = 0.8, high: float = 1.25,
+                 what: str = "estimates") -> None:
+    """Raise ``AssertionError`` unless the standard deviation of ``samples`` is within
+    ``[low, high]`` times that of ``reference`` (both ``(R, ...)``, compared entry by entry).
+
+    A Monte Carlo estimator is judged on its spread as well as its mean: the closed form plus a
+    little noise has the right mean and far too small a spread.
+    """
+    s = samples.detach().double().std(dim=0)
+    r = reference.detach().double().std(dim=0)
+    ratio = s / r
+    if not bool(((ratio >= low) & (ratio <= high)).all()):
+        raise AssertionError(
+            f"the spread of your {what} is {ratio.min().item():.3g}-{ratio.max().item():.3g} times that of a "
+            f"plain Monte Carlo estimator with the same number of samples (expected {low}-{high}); an estimate "
+            "that is (nearly) exact or reuses samples is not a Monte Carlo estimate: draw fresh z ~ q each call"
+        )
