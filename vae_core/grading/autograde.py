@@ -556,7 +556,8 @@ def _worker(argv: list[str]) -> int:
     runtime, work = _mkdirs(course / "runtime"), _mkdirs(course / "work")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
     if a.sandbox:
-        prefix = sandbox.kernel_prefix([Path(h) for h in a.hide] + [course], [runtime, work], work, a.sandbox)
+        prefix = sandbox.kernel_prefix([Path(h) for h in a.hide] + [course], [runtime, work], work, a.sandbox,
+                                       visible=sandbox.needed_folders())
         c.Execute.kernel_name = sandbox.install_kernelspec(course / "jupyter", prefix, sys.executable)
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(course / "jupyter"),
                                                                    os.environ.get("JUPYTER_PATH")]))

@@ -46,12 +46,20 @@ def bwrap() -> str | None:
     return path if probe.returncode == 0 else None
 
 
-def kernel_prefix(hidden: list[Path], writable: list[Path], cwd: Path, bwrap_path: str) -> list[str]:
+def kernel_prefix(hidden: list[Path], writable: list[Path], cwd: Path, bwrap_path: str,
+                  visible: list[Path] = ()) -> list[str]:
     """The ``bwrap`` arguments that wrap a kernel command line.
 
-    ``hidden``: folders replaced by an empty tmpfs (missing ones are skipped); ``writable``: folders
-    bound read-write on top (they must exist when the kernel starts); ``cwd``: the kernel's folder."""
-    argv = [bwrap_path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+    ``visible``: folders under ``/tmp`` the kernel needs, bound read-only again over the empty
+    ``/tmp`` (a virtual environment or a checkout that lives there); ``hidden``: folders replaced by
+    an empty tmpfs on top (missing ones are skipped); ``writable``: folders bound read-write on top
+    of that (they must exist when the kernel starts); ``cwd``: the kernel's folder."""
+    argv = [bwrap_path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for folder in visible:
+        folder = Path(folder).resolve()
+        if folder.is_dir() and folder.is_relative_to("/tmp"):
+            argv += ["--ro-bind", str(folder), str(folder)]
+    argv += [
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session",
             "--setenv", "IPYTHONDIR", "/tmp/ipython", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib",
             # ipykernel watches JPY_PARENT_PID and quits when its parent looks gone; in a PID namespace
@@ -79,9 +87,20 @@ def install_kernelspec(jupyter_dir: Path, prefix: list[str], python: str, displa
     return KERNEL_NAME
 
 
+def needed_folders() -> list[Path]:
+    """What the kernel must read: this Python and its environment, and the checkout (or site-packages)
+    the course library is imported from."""
+    import sys
+
+    return [Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parents[2]]
+
+
 def protected_folders(course_root: Path) -> list[Path]:
-    """What a learner's kernel must not read in the course: answers, their history, the grade record."""
+    """What a learner's kernel must not read: answers, their history, the grade record; in the
+    course being graded and in the checkout the library is imported from."""
     from .course import SOLUTIONS_DIR, STATE_DIR
 
-    root = Path(course_root)
-    return [root / SOLUTIONS_DIR, root / ".git", root / STATE_DIR]
+    folders = []
+    for root in dict.fromkeys([Path(course_root).resolve(), Path(__file__).resolve().parents[2]]):
+        folders += [root / SOLUTIONS_DIR, root / ".git", root / STATE_DIR]
+    return folders
