@@ -70,10 +70,10 @@ def test_clean_text_replaces_only_lone_surrogates():
 
 def test_a_test_cells_result_value_never_scores(tmp_path):
     """The stub still raises, after showing a value: 0 with the course's preprocessor. The control
-    run shows the hole is real: without it (scan and guard off as well) nbgrader gives full marks."""
+    run shows the hole is real: without it (scan, guard and judge off as well) nbgrader gives full marks."""
     body = "    import sys\n    getattr(sys, 'displayhook')('all good')\n    raise NotImplementedError()\n"
     nb = submission({"ex1_softplus": body, "ex2_lse": body, "ex3_kl": body})
     res = _grade(make_course(tmp_path / "a"), nb, scan=False, guard=False)
     assert res.status == "graded" and res.score == 0, [(e.grade_id, e.points) for e in res.exercises]
-    control = _grade(make_course(tmp_path / "b"), nb, scan=False, guard=False, partial_credit=True)
+    control = _grade(make_course(tmp_path / "b"), nb, scan=False, guard=False, judge=False, partial_credit=True)
     assert control.score == TOTAL, [(e.grade_id, e.points) for e in control.exercises]

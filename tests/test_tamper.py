@@ -123,7 +123,7 @@ def _transformer_attack() -> dict:
 def test_runtime_guard_alone_neutralises_attacks(tmp_path, build):
     root = make_course(tmp_path)
     write(build(), root / "workspace" / LESSON / f"{LESSON}.ipynb")
-    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False))
+    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False, judge=False))
     assert res.status == "graded", res.message
     assert res.score == 0, [(e.grade_id, e.points, e.message) for e in res.exercises]
 
@@ -131,10 +131,11 @@ def test_runtime_guard_alone_neutralises_attacks(tmp_path, build):
 @pytest.mark.slow
 @pytest.mark.parametrize("build", [_layered_attacks, _transformer_attack], ids=["patches+ast", "input_transformer"])
 def test_without_any_defence_the_same_attacks_earn_full_marks(tmp_path, build):
-    # The holes are real: nbgrader alone gives these submissions every point.
+    # The holes are real: nbgrader alone gives these submissions every point (tests/test_judge.py shows
+    # the judge alone stopping them).
     root = make_course(tmp_path)
     write(build(), root / "workspace" / LESSON / f"{LESSON}.ipynb")
-    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False, guard=False))
+    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False, guard=False, judge=False))
     assert res.score == TOTAL, [(e.grade_id, e.points, e.message) for e in res.exercises]
 
 

@@ -39,7 +39,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import sandbox, tamper
+from . import judge, sandbox, tamper
 from .course import STATE_DIR, Lesson
 
 STUDENT = "learner"
@@ -63,6 +63,9 @@ class GradeOptions:
     # nbgrader's own partial credit from a test cell's result value; on only in the grader's tests, to
     # show the hole it opens (an answer that displays 'ok' and then raises scores full marks).
     partial_credit: bool = False
+    # Judge the values the exercise functions return against the solution's (grading/judge.py); off only
+    # in the grader's own tests, to show what the judge alone stops.
+    judge: bool = True
     # Run the learner's kernel in a bubblewrap sandbox: None = when bwrap works here (the default),
     # False = never (the grader's tests compare both paths), True = required (error without bwrap).
     sandbox: bool | None = None
@@ -162,7 +165,13 @@ def _cache_dir(lesson: Lesson) -> Path:
         if ".ipynb_checkpoints" in rel or "__pycache__" in rel:
             continue
         h.update(rel.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
-    return Path(lesson.root) / STATE_DIR / "cache" / lesson.name / h.hexdigest()[:20]
+    return cache_root(lesson.root) / lesson.name / h.hexdigest()[:20]
+
+
+def cache_root(course_root: Path) -> Path:
+    """Cached generations and reference runs: ``.vae_course/cache`` in the course, or
+    ``$VAE_COURSE_CACHE`` (keys hold the solution's content, so one folder can serve many courses)."""
+    return Path(os.environ.get("VAE_COURSE_CACHE") or Path(course_root) / STATE_DIR / "cache")
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -256,7 +265,67 @@ def grade_lesson(lesson: Lesson, notebook: Path | None = None, options: GradeOpt
             shutil.rmtree(course, ignore_errors=True)
 
 
+class ReferenceError_(RuntimeError):
+    """The course's own solution notebook did not pass here, so there is nothing to judge against."""
+
+
+def _reference_path(lesson: Lesson) -> Path:
+    """Where the solution's recorded results for this solution version, library version and mode live."""
+    from ..config import quick_mode
+
+    pkg = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(f"{judge.RTOL}|{judge.ATOL}|quick={quick_mode()}".encode())
+    for f in sorted(p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        st = f.stat()
+        h.update(f"{f.relative_to(pkg).as_posix()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return _cache_dir(lesson) / f"reference-{h.hexdigest()[:16]}.json"
+
+
+def reference_records(lesson: Lesson, options: GradeOptions) -> dict:
+    """The records of the solution notebook run by the grader (cached per version): what a correct
+    answer returns for every call the tests make."""
+    path = _reference_path(lesson)
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())["records"]
+        except (ValueError, KeyError):
+            pass  # damaged: run it again
+    course = Path(tempfile.mkdtemp(prefix=f"vae-reference-{lesson.number}-"))
+    try:
+        raw = lesson.solution.read_bytes()
+        solution = json.loads(raw)
+        res, log_text, _ = _run_worker(lesson, raw, solution, course, options, reference=None)
+    finally:
+        if not options.keep_tmp:
+            shutil.rmtree(course, ignore_errors=True)
+    failed = [e for e in (res or {}).get("exercises", []) if not e["passed"]]
+    if not res or res.get("status") != "ok" or failed:
+        why = (f"{failed[0]['grade_id']}: {failed[0]['message']}" if failed
+               else (res or {}).get("error") or " | ".join(log_text.strip().splitlines()[-3:]))
+        raise ReferenceError_(f"the course's own solution of lesson {lesson.name} does not pass here ({why}), "
+                              "so there is nothing to judge your answers against")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _mkdirs(path.parent)
+    tmp.write_text(json.dumps({"records": res["records"]}))
+    os.replace(tmp, path)
+    return res["records"]
+
+
 def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_total, course: Path, options):
+    try:
+        reference = reference_records(lesson, options) if options.judge else None
+    except ReferenceError_ as err:
+        return GradeResult(lesson.name, "error", 0.0, max_total, str(path), sha, stamp,
+                           _zero_exercises(solution, "not run: no reference"), None,
+                           f"Lesson {lesson.name}: {err}. What to do: report this to the course maintainers.")
+    res, log_text, wall = _run_worker(lesson, raw, solution, course, options, reference=reference)
+    return _result(lesson, path, sha, stamp, when, solution, max_total, course, options, res, log_text, wall)
+
+
+def _run_worker(lesson, raw, solution, course: Path, options, reference):
+    """Run one grading worker on ``raw`` (a notebook's bytes) in the private course ``course``.
+    Returns ``(result dict or None, log text, wall limit)``; the result is None when the worker
+    produced none, ``{"status": "timeout"}`` when it was stopped."""
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
     shutil.copytree(lesson.solution_dir, course / "source" / lesson.name, ignore=ignore)
     sub = course / "submitted" / STUDENT / lesson.name
@@ -267,6 +336,8 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
     n_code = sum(1 for c in solution.get("cells", []) if c.get("cell_type") == "code")
     wall = options.wall or options.timeout * (n_code + 2) + 120
     cache = _cache_dir(lesson)
+    if reference is not None:
+        (course / "reference.json").write_text(json.dumps(reference))
     cmd = [sys.executable, "-c", _WORKER_BOOT, str(Path(__file__).resolve().parent),
            "--course", str(course), "--lesson", lesson.name, "--cache", str(cache),
            "--timeout", str(int(options.timeout)), "--nonce", nonce, "--result", str(result_path),
@@ -282,12 +353,29 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
         cmd += ["--sandbox", bwrap]
         for folder in sandbox.protected_folders(lesson.root):
             cmd += ["--hide", str(folder)]
+    if reference is not None:
+        cmd += ["--reference", str(course / "reference.json")]
+    if not options.judge:
+        cmd.append("--no-judge")
     proc = subprocess.Popen(cmd, cwd=course, env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         log, _ = proc.communicate(timeout=wall)
     except subprocess.TimeoutExpired:
         _kill_tree(proc)
+        return {"status": "timeout", "sandboxed": bool(bwrap)}, "", wall
+    log_text = (log or b"").decode("utf-8", errors="replace")
+    if not result_path.exists():
+        return {"status": "none", "returncode": proc.returncode, "sandboxed": bool(bwrap)}, log_text, wall
+    res = json.loads(result_path.read_text())
+    res["sandboxed"] = bool(bwrap)
+    return res, log_text, wall
+
+
+def _result(lesson, path, sha, stamp, when, solution, max_total, course, options, res, log_text, wall):
+    """The learner's GradeResult from the worker's result."""
+    bwrap = res.get("sandboxed")
+    if res["status"] == "timeout":
         return GradeResult(lesson.name, "timeout", 0.0, max_total, str(path), sha, stamp,
                            _zero_exercises(solution, "not run: the grading run was stopped"), None, (
             f"Lesson {lesson.name}: grading was stopped after {wall:.0f} s of wall-clock time, so it scores 0. "
@@ -295,14 +383,12 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
             "interrupted (for example a loop that catches KeyboardInterrupt, or a very long training run). "
             "What to do: run the notebook top to bottom in Jupyter, find the cell that does not finish, "
             f"make it finish (quick mode: VAE_COURSE_QUICK=1), or allow more time with --timeout / --wall."))
-    log_text = (log or b"").decode("utf-8", errors="replace")
-    if not result_path.exists():
+    if res["status"] == "none":
         return GradeResult(lesson.name, "error", 0.0, max_total, str(path), sha, stamp,
                            _zero_exercises(solution, "not run: the grader failed"), None, (
-            f"Lesson {lesson.name}: the grader itself failed (worker exit code {proc.returncode}), so nothing "
+            f"Lesson {lesson.name}: the grader itself failed (worker exit code {res['returncode']}), so nothing "
             f"was scored. Last lines of its log: {' | '.join(log_text.strip().splitlines()[-5:])}. "
             "What to do: check that `nbgrader --version` works in this environment, then report this."))
-    res = json.loads(result_path.read_text())
     if res["status"] == "error":
         return GradeResult(lesson.name, "error", 0.0, max_total, str(path), sha, stamp,
                            _zero_exercises(solution, "not run: the grader failed"), None, (
@@ -361,14 +447,17 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
 # ---------------------------------------------------------------------------------------------
 # Worker side (runs in its own process: python -m vae_core.grading.autograde ...)
 
-def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | None, with_guard: bool = True):
+def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | None, with_guard: bool = True,
+                 record_path: str | None = None):
     """Make the submitted copy ready to grade; ``nb`` is modified in place and returned.
 
     - every graded or locked cell of the release notebook missing from ``nb`` (by grade_id) is
       re-inserted after the nearest earlier one that is present (nbgrader then restores its
       source from the gradebook; a deleted answer cell comes back as the stub);
     - each cell remembers its position in the learner's notebook (metadata ``vae_course``);
-    - a guard cell is placed before and after every test cell, and the preamble first.
+    - a guard cell is placed before and after every test cell, and the preamble first;
+    - with ``record_path``, the judge's recorder (:mod:`.judge`) is set up first and switched on for
+      each test cell (outside its guard cells), so what the exercise functions return is recorded.
     """
     import nbformat
 
@@ -404,19 +493,28 @@ def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | 
         last_pos += 1
         present.add(rid)
 
-    if not with_guard:
-        return nb
+    begin, end = f"{guard}_judge_begin", f"{guard}_judge_end"
     out, test_no = [], 0
     for cell in nb.cells:
         meta = (cell.get("metadata") or {}).get("nbgrader") or {}
         is_test = cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution")
         if is_test:
             test_no += 1
-            out.append(_grader_cell(tamper.guard_cell_source(guard, test_no), "guard", test_no))
+            if record_path:
+                out.append(_grader_cell(judge.begin_source(begin, meta["grade_id"]), "judge", test_no))
+            if with_guard:
+                out.append(_grader_cell(tamper.guard_cell_source(guard, test_no), "guard", test_no))
         out.append(cell)
         if is_test:
-            out.append(_grader_cell(tamper.guard_cell_source(guard, test_no, after=True), "guard_after", test_no))
-    out.insert(0, _grader_cell(tamper.runtime_preamble(guard, log_path, memory_bytes), "preamble", 0))
+            if with_guard:
+                out.append(_grader_cell(tamper.guard_cell_source(guard, test_no, after=True), "guard_after", test_no))
+            if record_path:
+                out.append(_grader_cell(judge.end_source(end), "judge_after", test_no))
+    if with_guard:
+        out.insert(0, _grader_cell(tamper.runtime_preamble(guard, log_path, memory_bytes), "preamble", 0))
+    if record_path:
+        names = judge.exercise_names(release_nb)
+        out.insert(0, _grader_cell(judge.kernel_source(record_path, names, begin, end), "judge_setup", 0))
     nb.cells = out
     return nb
 
@@ -522,6 +620,8 @@ def _worker(argv: list[str]) -> int:
     p.add_argument("--partial-credit", action="store_true")
     p.add_argument("--sandbox", default=None, help="path of bwrap: run the kernel sandboxed")
     p.add_argument("--hide", action="append", default=[], help="a folder the sandboxed kernel must not see")
+    p.add_argument("--reference", default=None, help="the solution's records: judge the learner's against them")
+    p.add_argument("--no-judge", action="store_true")
     p.add_argument("--cache", default=None)
     a = p.parse_args(argv)
     course, lesson = Path(a.course), a.lesson
@@ -597,7 +697,9 @@ def _worker(argv: list[str]) -> int:
     nb = nbformat.from_dict(clean_text(nbformat.read(str(sub_path), as_version=4)))
     guard = tamper.guard_name(a.nonce)
     guard_log = runtime / f"guard-{a.nonce}.log"
-    prepare_copy(nb, release_nb, guard, str(guard_log), a.memory or None, with_guard=not a.no_guard)
+    record_path = None if a.no_judge else runtime / f"judge-{a.nonce}.jsonl"
+    prepare_copy(nb, release_nb, guard, str(guard_log), a.memory or None, with_guard=not a.no_guard,
+                 record_path=str(record_path) if record_path else None)
     nbformat.write(nb, str(sub_path))
 
     lap("prepare_copy")
@@ -663,12 +765,38 @@ def _worker(argv: list[str]) -> int:
     if stop is not None:
         stop = dict(stop, not_run=not_run)
 
-    lap("collect")
+    records, record_problems = judge.read_records(record_path) if record_path else ({}, [])
+    if a.reference and record_path:
+        reference = json.loads(Path(a.reference).read_text())
+        source_nb = nbformat.read(str(course / "source" / lesson / f"{lesson}.ipynb"), as_version=4)
+        judged = judge.judged_tests(source_nb)
+        lowered = {}
+        for ex in exercises:
+            if not judged.get(ex["grade_id"], True):
+                ex["message"] = (ex["message"] + "; " if ex["message"] else "") + "checked by its own tests only"
+                continue
+            verdict = judge.judge_test(records.get(ex["grade_id"], []), reference.get(ex["grade_id"], []))
+            if not verdict.passed and ex["points"] > 0:
+                lowered[ex["grade_id"]] = verdict.note
+                ex.update(points=0.0, passed=False, message=f"judged against the course's solution: {verdict.note}")
+        if lowered:  # the HTML feedback shows the judged scores
+            with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "vae_course") as gb:
+                for gid, why in lowered.items():
+                    grade = gb.find_grade(gid, lesson, lesson, STUDENT)
+                    grade.manual_score = 0.0
+                    try:
+                        comment = gb.find_comment(gid, lesson, lesson, STUDENT)
+                        comment.manual_comment = f"Judged against the course's solution: {why}"
+                    except Exception:  # not every graded cell has a comment row
+                        pass
+                gb.db.commit()
+        notes.extend(record_problems[:3])
+    lap("judge")
     r = api.generate_feedback(lesson, STUDENT, force=True)
     lap("generate_feedback")
     if not r["success"]:
         notes.append("The HTML feedback could not be written (nbgrader generate_feedback failed).")
     return done(status="ok", exercises=exercises, notes=notes, stopped=stop, timeouts=timeouts,
-                guard_problems=guard_problems, log=r["log"][-4000:])
+                guard_problems=guard_problems, log=r["log"][-4000:], records=records)
 
 

@@ -96,11 +96,13 @@ def needed_folders() -> list[Path]:
 
 
 def protected_folders(course_root: Path) -> list[Path]:
-    """What a learner's kernel must not read: answers, their history, the grade record; in the
-    course being graded and in the checkout the library is imported from."""
+    """What a learner's kernel must not read: answers, their history, the grade record, the cache
+    of reference runs; in the course being graded and in the checkout the library is imported from."""
     from .course import SOLUTIONS_DIR, STATE_DIR
 
     folders = []
     for root in dict.fromkeys([Path(course_root).resolve(), Path(__file__).resolve().parents[2]]):
         folders += [root / SOLUTIONS_DIR, root / ".git", root / STATE_DIR]
+    if os.environ.get("VAE_COURSE_CACHE"):  # cached reference runs: the expected answers
+        folders.append(Path(os.environ["VAE_COURSE_CACHE"]))
     return folders

@@ -1,0 +1,139 @@
+"""The kernel answers; the grader judges (vae_core/grading/judge.py).
+
+Unit tests of the comparison (shapes, tolerances, NaN and inf, exceptions, duplicated, missing and
+extra records), then whole gradings of the fixture lesson with the static scan and the guard
+switched off, so the judge is the only defence: attacks that make nbgrader's assertions pass
+(patching what the tests use, also from inside the answer while the test runs; a daemon thread that
+re-patches; the partial-credit channel; swallowing errors) earn nothing, where each earns points
+without the judge, while an honest answer written differently from the solution keeps its points.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from adversarial.builders import CASES, LESSON, TOTAL, make_course, solution_notebook, submission, write  # noqa: E402
+
+from vae_core.grading import judge  # noqa: E402
+from vae_core.grading.autograde import GradeOptions, grade_lesson  # noqa: E402
+from vae_core.grading.course import Lesson  # noqa: E402
+
+
+def T(values, shape=None):
+    return {"tensor": list(values), "shape": list(shape if shape is not None else [len(values)])}
+
+
+def rec(test, fn, call, value):
+    return {"test": test, "fn": fn, "call": call, "value": value}
+
+
+# --- comparing values (fast) -------------------------------------------------------------------
+
+def test_values_match_within_tolerance_and_shapes_must_be_equal():
+    assert judge.compare_values(T([1.0, 2.0]), T([1.0 + 5e-5, 2.0])) is None
+    assert "1 of 2 values differ" in judge.compare_values(T([1.0, 2.1]), T([1.0, 2.0]))
+    assert "expected shape (2,), got (1, 2)" in judge.compare_values(T([1.0, 2.0], [1, 2]), T([1.0, 2.0]))
+    assert judge.compare_values(T(["nan", "-inf"]), T(["nan", "-inf"])) is None
+    assert judge.compare_values(T(["nan"]), T([0.0])) is not None
+    assert judge.compare_values(T([0.0]), T(["inf"])) is not None
+    assert judge.compare_values({"raised": "ValueError"}, {"raised": "ValueError"}) is None
+    assert "an exception (TypeError)" in judge.compare_values({"raised": "TypeError"}, {"raised": "ValueError"})
+    assert "expected a tensor" in judge.compare_values({"raised": "NotImplementedError"}, T([1.0]))
+    assert judge.compare_values({"seq": [T([1.0]), 3]}, {"seq": [T([1.0]), 3]}) is None
+    assert judge.compare_values({"seq": [T([1.0]), 4]}, {"seq": [T([1.0]), 3]}) is not None
+    assert judge.compare_values(2.0, 2.0 + 1e-6) is None and judge.compare_values(True, 1) is not None
+
+
+def test_records_must_match_call_by_call_once_each():
+    want = [rec("t", "f", 0, T([1.0])), rec("t", "f", 1, T([2.0]))]
+    assert judge.judge_test(list(want), want).passed
+    missing = judge.judge_test(want[:1], want)
+    assert not missing.passed and "not recorded (first: f call 2)" in missing.note
+    twice = judge.judge_test(want + [rec("t", "f", 1, T([2.0]))], want)
+    assert not twice.passed and "recorded twice" in twice.note
+    extra = judge.judge_test(want + [rec("t", "f", 2, T([2.0]))], want)
+    assert not extra.passed and "more calls" in extra.note
+    wrong = judge.judge_test([want[0], rec("t", "f", 1, T([2.5]))], want)
+    assert not wrong.passed and "f call 2" in wrong.note
+
+
+def test_exercise_names_and_opt_outs_come_from_the_solution():
+    nb = solution_notebook()
+    assert judge.exercise_names(nb) == ["softplus", "logsumexp", "kl_std_normal"]
+    assert judge.judged_tests(nb) == {"test_ex1_softplus": True, "test_ex2_lse": True, "test_ex3_kl": True}
+    test = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_ex2_lse")
+    test["metadata"]["vae_course"] = {"judge": "none"}
+    assert judge.judged_tests(nb)["test_ex2_lse"] is False
+
+
+def test_malformed_record_lines_are_reported_not_trusted(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_text('{"test": "t", "fn": "f", "call": 0, "value": 1}\nnot json\n{"test": 1}\n')
+    by_test, problems = judge.read_records(path)
+    assert list(by_test) == ["t"] and len(problems) == 2
+
+
+# --- whole gradings: the judge alone ------------------------------------------------------------
+
+def _grade(tmp_path, nb, **options):
+    root = make_course(tmp_path)
+    write(nb, root / "workspace" / LESSON / f"{LESSON}.ipynb")
+    opts = dict(timeout=120, scan=False, guard=False)
+    opts.update(options)
+    return grade_lesson(Lesson(LESSON, root), None, GradeOptions(**opts))
+
+
+PATCH_DURING_TEST = (  # patches torch.testing through an alias only when the test calls the answer
+    "def softplus(x):\n"
+    "    import torch as _t\n"
+    "    _tt = _t.testing\n"
+    "    _tt.assert_close = lambda *a, **k: None\n"
+    "    return x * 0\n")
+THREAD_REPATCH = (  # a daemon thread that keeps re-patching whatever a guard restores
+    "import threading, time\n"
+    "def _keep_patching():\n"
+    "    while True:\n"
+    "        torch.testing.assert_close = lambda *a, **k: None\n"
+    "        time.sleep(0.001)\n"
+    "threading.Thread(target=_keep_patching, daemon=True).start()\n")
+DISPLAYHOOK = "    import sys\n    getattr(sys, 'displayhook')('all good')\n    raise NotImplementedError()\n"
+ATTACKS = {
+    "patch during the test": submission({"ex1_softplus": PATCH_DURING_TEST.split("def softplus(x):\n", 1)[1],
+                                         "ex2_lse": "stub", "ex3_kl": "stub"}),
+    "thread re-patching": submission("wrong", added={2: THREAD_REPATCH}),
+    "displayhook then raise": submission({"ex1_softplus": DISPLAYHOOK, "ex2_lse": DISPLAYHOOK, "ex3_kl": DISPLAYHOOK}),
+    "swallowed errors": submission("stub", added={2: CASES["ast_transformer"][1]}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_the_judge_alone_gives_attacks_nothing(tmp_path, name):
+    res = _grade(tmp_path, ATTACKS[name], partial_credit=True)  # even with nbgrader's partial credit back on
+    assert res.status == "graded", res.message
+    assert res.score == 0, [(e.grade_id, e.points, e.message) for e in res.exercises]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_without_the_judge_those_attacks_score(tmp_path, name):
+    """Control: with every layer off, nbgrader gives each of them points."""
+    res = _grade(tmp_path, ATTACKS[name], judge=False, partial_credit=True)
+    assert res.score > 0, [(e.grade_id, e.points, e.message) for e in res.exercises]
+
+
+@pytest.mark.slow
+def test_an_honest_answer_written_differently_keeps_its_points(tmp_path):
+    other = {
+        "ex1_softplus": "    return torch.where(x > 0, x + torch.log1p(torch.exp(-x)), torch.log1p(torch.exp(x)))\n",
+        "ex2_lse": ("    m = x.max(dim=dim, keepdim=True).values\n"
+                    "    return torch.log(torch.exp(x - m).sum(dim=dim)) + m.squeeze(dim)\n"),
+        "ex3_kl": "    return -0.5 * torch.sum(1 + logvar - mu * mu - torch.exp(logvar), dim=-1)\n",
+    }
+    res = _grade(tmp_path, submission(other))
+    assert res.score == TOTAL, [(e.grade_id, e.points, e.message) for e in res.exercises]
+    stub = _grade(tmp_path / "stub", submission("stub"))
+    assert stub.score == 0
