@@ -5,13 +5,14 @@ finished learner's would) is
 
 1. executed:  ``jupyter nbconvert --to notebook --execute`` (a fresh kernel, no grading), and
 2. graded:    ``vae-course grade NN --notebook ...`` (tamper scan, private nbgrader course,
-              generate_assignment, autograde with the guard cells, HTML feedback, record),
+              generate_assignment, autograde with the guard and judge cells in the sandbox where
+              bwrap works, the judge's comparison, HTML feedback, record),
 
 each in a fresh process, alternating, ``--repeat`` times; the overhead is the difference of the
 medians, in wall-clock seconds and in CPU seconds (user + system of the process and everything it
 started, kernels included: the CPU figure hardly moves when the machine is busy, the wall-clock
-one does). The first grading of a lesson also runs generate_assignment, whose output is then
-cached (``.vae_course/cache/``); it is reported apart. Grading runs against a throw-away copy of the course (``solutions/NN`` only), so the
+one does). The first grading of a lesson also runs generate_assignment and the judge's reference run of
+the solution notebook, whose results are then cached (``.vae_course/cache/``); it is reported apart. Grading runs against a throw-away copy of the course (``solutions/NN`` only), so the
 benchmark never writes to your ``.vae_course/`` record. Quick mode (VAE_COURSE_QUICK=1) unless
 ``--full``. Target: overhead <= 10 s per lesson.
 
