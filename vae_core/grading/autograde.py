@@ -265,7 +265,7 @@ def grade_lesson(lesson: Lesson, notebook: Path | None = None, options: GradeOpt
             shutil.rmtree(course, ignore_errors=True)
 
 
-class ReferenceError_(RuntimeError):
+class NoReferenceError(RuntimeError):
     """The course's own solution notebook did not pass here, so there is nothing to judge against."""
 
 
@@ -302,7 +302,7 @@ def reference_records(lesson: Lesson, options: GradeOptions) -> dict:
     if not res or res.get("status") != "ok" or failed:
         why = (f"{failed[0]['grade_id']}: {failed[0]['message']}" if failed
                else (res or {}).get("error") or " | ".join(log_text.strip().splitlines()[-3:]))
-        raise ReferenceError_(f"the course's own solution of lesson {lesson.name} does not pass here ({why}), "
+        raise NoReferenceError(f"the course's own solution of lesson {lesson.name} does not pass here ({why}), "
                               "so there is nothing to judge your answers against")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     _mkdirs(path.parent)
@@ -314,7 +314,7 @@ def reference_records(lesson: Lesson, options: GradeOptions) -> dict:
 def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_total, course: Path, options):
     try:
         reference = reference_records(lesson, options) if options.judge else None
-    except ReferenceError_ as err:
+    except NoReferenceError as err:
         return GradeResult(lesson.name, "error", 0.0, max_total, str(path), sha, stamp,
                            _zero_exercises(solution, "not run: no reference"), None,
                            f"Lesson {lesson.name}: {err}. What to do: report this to the course maintainers.")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 from dataclasses import dataclass
 
 RTOL, ATOL = 1e-4, 1e-5
