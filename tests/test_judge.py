@@ -137,3 +137,14 @@ def test_an_honest_answer_written_differently_keeps_its_points(tmp_path):
     assert res.score == TOTAL, [(e.grade_id, e.points, e.message) for e in res.exercises]
     stub = _grade(tmp_path / "stub", submission("stub"))
     assert stub.score == 0
+
+
+@pytest.mark.slow
+def test_a_solution_that_does_not_pass_gives_a_clear_error_not_a_score(tmp_path):
+    root = make_course(tmp_path)
+    path = root / "solutions" / LESSON / f"{LESSON}.ipynb"
+    path.write_text(path.read_text().replace("return x.clamp(min=0)", "return 0 * x.clamp(min=0)"))
+    write(submission("solution"), root / "workspace" / LESSON / f"{LESSON}.ipynb")
+    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120))
+    assert res.status == "error" and res.score == 0
+    assert "the course's own solution of lesson 00_fixture does not pass here (test_ex1_softplus" in res.message

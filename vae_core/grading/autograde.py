@@ -298,10 +298,10 @@ def reference_records(lesson: Lesson, options: GradeOptions) -> dict:
     finally:
         if not options.keep_tmp:
             shutil.rmtree(course, ignore_errors=True)
-    failed = [e for e in (res or {}).get("exercises", []) if not e["passed"]]
-    if not res or res.get("status") != "ok" or failed:
+    failed = [e for e in res.get("exercises", []) if not e["passed"]]
+    if res["status"] != "ok" or failed:
         why = (f"{failed[0]['grade_id']}: {failed[0]['message']}" if failed
-               else (res or {}).get("error") or " | ".join(log_text.strip().splitlines()[-3:]))
+               else res.get("error") or " | ".join(log_text.strip().splitlines()[-3:]))
         raise NoReferenceError(f"the course's own solution of lesson {lesson.name} does not pass here ({why}), "
                               "so there is nothing to judge your answers against")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -324,8 +324,8 @@ def _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_
 
 def _run_worker(lesson, raw, solution, course: Path, options, reference):
     """Run one grading worker on ``raw`` (a notebook's bytes) in the private course ``course``.
-    Returns ``(result dict or None, log text, wall limit)``; the result is None when the worker
-    produced none, ``{"status": "timeout"}`` when it was stopped."""
+    Returns ``(result, log text, wall limit)``: the worker's result dict, or ``{"status": "none"}``
+    when it wrote none, ``{"status": "timeout"}`` when it was stopped; each with ``sandboxed``."""
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
     shutil.copytree(lesson.solution_dir, course / "source" / lesson.name, ignore=ignore)
     sub = course / "submitted" / STUDENT / lesson.name

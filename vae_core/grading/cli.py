@@ -233,18 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "generate":
         return cmd_generate(argv[1:])
-    if argv and argv[0] == "lab":
-        try:
+    try:
+        if argv and argv[0] == "lab":  # everything after `lab` goes to jupyter lab, unparsed
             return cmd_lab(argv[1:])
-        except UsageError as err:
-            print(f"vae-course: {err}", file=sys.stderr)
-            return EXIT_USAGE
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
-        return int(exc.code or 0)
-    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
+            return int(exc.code or 0)
         commands = {"grade": cmd_grade, "progress": cmd_progress, "check-tamper": cmd_check_tamper,
                     "workspace": cmd_workspace}
         return commands[args.command](args)
