@@ -9,6 +9,11 @@ Gaussian with a fixed variance (mean). Methods are named after the math::
     x_params = vae.decode(z)                   # p(x|z)
     terms = vae.elbo(x)                        # ELBOTerms(recon, kl, elbo, loss)
 
+The training protocol (how ``vae_core.train.fit`` talks to every model): a model implements
+``loss_terms(batch: Batch, weights: LossWeights) -> LossTerms``, the scalar loss to minimise plus
+its per-example terms by name (``recon``, ``kl``, ``kl_1``, ``commit``, ...) and its per-example
+ELBO where it has one. ``VAE`` and ``AutoEncoder`` here (and ``reference.ReferenceVAE``) implement it.
+
 Reduction convention, as everywhere in ``vae_core``: sum over data and latent dimensions,
 mean over the batch. Per-example quantities have shape (B,), ``loss`` is a batch mean.
 
@@ -25,12 +30,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
 
 from . import losses
+
+if TYPE_CHECKING:  # annotations only: the protocol's batch type lives with the data
+    from .data.batches import Batch
 
 __all__ = [
     "VAEConfig",
@@ -40,6 +48,8 @@ __all__ = [
     "ConvDecoder",
     "VAE",
     "AutoEncoder",
+    "LossWeights",
+    "LossTerms",
     "build_model",
     "pytorch_examples_config",
     "default_channels",
@@ -355,6 +365,68 @@ def _check_config(config: object) -> VAEConfig:
 
 
 # ----------------------------------------------------------------------------------------------
+# the training protocol
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """What the training loop schedules, handed to ``loss_terms`` by name; the model applies it.
+
+    A model multiplies every KL term in its loss (the term named ``kl``, and ``kl_1``, ``kl_2``, ...
+    per layer) by ``kl`` and charges each of them at least ``free_bits`` nats per latent dimension.
+    Other terms (``recon``, ``commit``, ``codebook``, ...) keep weights the model fixes itself.
+    """
+
+    # beta_t, the KL weight at this step (vae_core.train.kl_weight: constant, linear or cyclical).
+    kl: float = 1.0
+    # Free bits lambda in nats per latent dimension (Kingma et al. 2016); 0 turns it off.
+    free_bits: float = 0.0
+
+    def weight(self, name: str) -> float:
+        """The factor on term ``name`` in the loss: ``kl`` for ``"kl"`` and ``"kl_<layer>"``, else 1."""
+        return self.kl if name == "kl" or name.startswith("kl_") else 1.0
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """What ``loss_terms`` returns: the loss to minimise and the per-example terms it is made of.
+
+    loss:  ``()`` the scalar ``fit`` minimises: a batch mean with ``LossWeights`` applied.
+    terms: name -> ``(B,)`` per-example term in nats, *unweighted*, e.g. ``{"recon": ..., "kl": ...}``
+           or ``{"recon": ..., "commit": ..., "codebook": ...}``; ``History`` records each by name.
+    elbo:  ``(B,)`` per-example ELBO (a lower bound on log p(x)), or None for a model without one.
+    """
+
+    loss: Tensor
+    terms: dict[str, Tensor]
+    elbo: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.loss, Tensor) or self.loss.dim() != 0:
+            got = _fmt(self.loss.shape) if isinstance(self.loss, Tensor) else type(self.loss).__name__
+            raise ValueError(f"LossTerms.loss must be a scalar tensor (the batch mean to minimise), got {got}; reduce it with .mean()")
+        if not isinstance(self.terms, dict) or not self.terms:
+            raise ValueError(f"LossTerms.terms must be a non-empty dict name -> (B,) tensor such as "
+                             f"{{'recon': recon, 'kl': kl}}, got {self.terms!r}")
+        shape = None
+        for name, t in self.terms.items():
+            if not (isinstance(name, str) and name.isidentifier()) or name == "elbo":
+                raise ValueError(f"LossTerms.terms names must be identifiers such as 'recon', 'kl_1' or 'commit' "
+                                 f"('elbo' has its own field), got {name!r}")
+            if not isinstance(t, Tensor) or t.dim() != 1 or (shape is not None and t.shape != shape):
+                got = _fmt(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                want = f"{_fmt(shape)} like the terms before it" if shape is not None else "(B,), one value per example"
+                raise ValueError(f"LossTerms.terms[{name!r}] must have shape {want}, got {got}; sum over the other dimensions")
+            shape = t.shape
+        if self.elbo is not None and (not isinstance(self.elbo, Tensor) or self.elbo.shape != shape):
+            got = _fmt(self.elbo.shape) if isinstance(self.elbo, Tensor) else type(self.elbo).__name__
+            raise ValueError(f"LossTerms.elbo must be None or have the terms' shape {_fmt(shape)}, got {got}")
+
+
+_NO_WEIGHTS = LossWeights()
+
+
+# ----------------------------------------------------------------------------------------------
 # models
 
 
@@ -420,6 +492,15 @@ class VAE(nn.Module):
             free_bits=free_bits,
             x_logvar=self.config.gaussian_logvar if self.config.likelihood == "gaussian" else None,
         )
+
+    def loss_terms(self, batch: Batch, weights: LossWeights = _NO_WEIGHTS) -> LossTerms:
+        """The training protocol: -ELBO with the KL weighted by ``weights.kl`` and ``weights.free_bits``.
+
+        batch.x (B, C, H, W) (labels ignored) -> ``LossTerms`` with ``recon``, ``kl`` and ``elbo`` (B,)
+        from ``elbo`` and loss = mean over the batch of recon + kl_weight * KL (free bits in the loss only).
+        """
+        t = self.elbo(batch.x, beta=weights.kl, free_bits=weights.free_bits)
+        return LossTerms(t.loss, {"recon": t.recon, "kl": t.kl}, t.elbo)
 
     def log_px_given_z(self, x: Tensor, x_params: Tensor) -> Tensor:
         """log p(x|z) summed over pixels: x, x_params (B, C, H, W) -> (B,)."""
@@ -516,6 +597,15 @@ class AutoEncoder(nn.Module):
         if self.config.likelihood == "bernoulli":
             return -losses.bernoulli_log_prob(x_params, x)
         return -losses.gaussian_log_prob(x, x_params, self.config.gaussian_logvar)
+
+    def loss_terms(self, batch: Batch, weights: LossWeights = _NO_WEIGHTS) -> LossTerms:
+        """The training protocol: loss = mean reconstruction error; batch.x (B, C, H, W) (labels ignored).
+
+        Terms (B,): ``recon`` and ``kl`` = 0 (the code costs nothing, so ``weights`` change nothing);
+        ``elbo`` is None: a plain autoencoder has no likelihood bound.
+        """
+        recon = self.reconstruction_error(batch.x)  # (B,)
+        return LossTerms(recon.mean(), {"recon": recon, "kl": torch.zeros_like(recon)}, None)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:

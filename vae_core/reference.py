@@ -13,9 +13,10 @@ One model class, ``ReferenceVAE``, with two decoders to compare (``ReferenceConf
   log p(x|z) is one forward pass (teacher forcing); sampling needs one pass per pixel.
 
 Training can use the importance-weighted bound with ``train_k`` samples (IWAE, Burda et al. 2016)
-instead of the ELBO. The model speaks the ``VAE`` protocol (``encode``, ``reparameterize``,
-``decode``, ``elbo(x, beta, free_bits) -> ELBOTerms``, ``log_likelihood``, ``sample``), so
-``vae_core.train.fit``/``evaluate`` and ``vae_core.metrics.nll_estimate`` work on it unchanged.
+instead of the ELBO. The model has the ``VAE``'s methods (``encode``, ``reparameterize``,
+``decode``, ``elbo(x, beta, free_bits) -> ELBOTerms``, ``log_likelihood``, ``sample``) and its training
+protocol (``loss_terms(batch, weights) -> LossTerms``), so ``vae_core.train.fit``/``evaluate`` and
+``vae_core.metrics.nll_estimate`` work on it unchanged.
 Checkpoints: ``save_reference``/``load_reference`` (same payload as ``train.save_checkpoint``,
 model name ``"ReferenceVAE"``, read with ``torch.load(weights_only=True)``).
 
@@ -28,14 +29,17 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import losses
-from .models import check_images, check_latents
+from .models import LossTerms, LossWeights, check_images, check_latents
+
+if TYPE_CHECKING:  # annotations only
+    from .data.batches import Batch
 
 __all__ = ["ReferenceConfig", "MaskedConv2d", "LocalARDecoder", "ReferenceVAE", "save_reference", "load_reference"]
 
@@ -233,6 +237,12 @@ class ReferenceVAE(nn.Module):
             iwae = losses.iwae_bound(self.log_weights(x, self.config.train_k))  # (B,)
             terms = terms._replace(loss=-iwae.mean())
         return terms
+
+    def loss_terms(self, batch: Batch, weights: LossWeights = LossWeights()) -> LossTerms:
+        """The training protocol (``vae_core.train.fit``): ``elbo(batch.x, weights.kl, weights.free_bits)`` as
+        ``LossTerms`` with ``recon``, ``kl`` and ``elbo`` (B,); its loss is -L_k when training with train_k > 1."""
+        t = self.elbo(batch.x, beta=weights.kl, free_bits=weights.free_bits)
+        return LossTerms(t.loss, {"recon": t.recon, "kl": t.kl}, t.elbo)
 
     @torch.no_grad()
     def log_likelihood(self, x: Tensor, k: int = 100, batch_k: int | None = None, generator: torch.Generator | None = None) -> Tensor:

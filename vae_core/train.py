@@ -1,4 +1,4 @@
-"""A plain PyTorch training loop for ``VAE`` and ``AutoEncoder``, KL schedules and checkpoints.
+"""One plain PyTorch training loop for every model, KL schedules and checkpoints.
 
 ::
 
@@ -6,7 +6,18 @@
     save_checkpoint("runs/vae.pt", model, extra={"history": history.as_dict()})
     model, extra = load_checkpoint("runs/vae.pt")
 
-The loss is -ELBO with the course convention: sum over pixels and latent dimensions, mean over
+The protocol ``fit`` and ``evaluate`` speak (they know no model classes): a model implements
+
+    loss_terms(batch: Batch, weights: LossWeights) -> LossTerms
+
+``Batch(x, y=None, lengths=None)`` carries the inputs and, when the data has them, the labels;
+``LossWeights(kl, free_bits)`` is what the loop schedules (``kl_weight``), and the model applies it
+to its terms named ``kl`` and ``kl_*``; ``LossTerms(loss, terms, elbo)`` holds the scalar loss to
+minimise, the per-example terms by name (``recon``, ``kl``, ``kl_1``, ``commit``, ...) and the
+per-example ELBO (None for a model without one). ``History`` records every term it reports.
+``VAE``, ``AutoEncoder`` and ``reference.ReferenceVAE`` implement it; a new variant is one class.
+
+The VAE's loss is -ELBO with the course convention: sum over pixels and latent dimensions, mean over
 the batch; every number ``History`` records is per example, in nats. The loop is the one you
 would write by hand (Adam, ``loss.backward()``, ``opt.step()``), kept fast on a CPU by three
 things only: batches sliced from tensors already in memory (``vae_core.data.Batches``, no
@@ -20,19 +31,23 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable, Iterator, Literal
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .data import Batches
-from .models import VAE, AutoEncoder, VAEConfig
+from .data.batches import Batch
+from .models import VAE, AutoEncoder, LossTerms, LossWeights, VAEConfig
 from .utils import get_device, seed_everything
 
 __all__ = [
     "TrainConfig",
     "History",
+    "Batch",
+    "LossWeights",
+    "LossTerms",
     "fit",
     "evaluate",
     "kl_weight",
@@ -106,6 +121,9 @@ def _is_real(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+_ELBO_TERMS = ("recon", "kl", "elbo")  # History's fixed columns; any other term gets columns of its own
+
+
 @dataclass
 class History:
     """Per-epoch record of a run; every value is a per-example mean in nats (``beta``, ``seconds`` aside).
@@ -113,7 +131,10 @@ class History:
     ``train_*`` average over the epoch's batches while the weights change; ``test_*`` are measured
     after the epoch (NaN when there is no test set or the epoch was not evaluated). ``beta`` is the
     mean KL weight used in the epoch; ``seconds`` the wall time of the training pass (evaluation
-    excluded). For an ``AutoEncoder`` the KL is 0 and the ELBO is NaN (it has none).
+    excluded). ``recon``, ``kl`` and ``elbo`` always have their columns (NaN where the model does not
+    report the term: an ``AutoEncoder`` reports a KL of 0 and no ELBO); any other term a model reports
+    (``kl_1``, ``commit``, ...) is kept in ``other`` as ``"train_<name>"``/``"test_<name>"``.
+    ``history.train["commit"]`` (or ``history.terms("test")``) reads every term of a split by name.
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -125,13 +146,53 @@ class History:
     test_elbo: list[float] = field(default_factory=list)
     beta: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    # The other terms by column name, e.g. {"train_commit": [...], "test_commit": [...]}.
+    other: dict[str, list[float]] = field(default_factory=dict)
+
+    def terms(self, split: Literal["train", "test"] = "train") -> dict[str, list[float]]:
+        """Every term of ``split`` by name, ``{"recon": [...], "kl": [...], "elbo": [...], "commit": [...]}``
+        (the lists themselves, not copies)."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        out = {name: getattr(self, f"{split}_{name}") for name in _ELBO_TERMS}
+        prefix = split + "_"
+        out.update({k[len(prefix):]: v for k, v in self.other.items() if k.startswith(prefix)})
+        return out
+
+    @property
+    def train(self) -> dict[str, list[float]]:
+        """``terms("train")``: e.g. ``history.train["commit"]``, one value per epoch."""
+        return self.terms("train")
+
+    @property
+    def test(self) -> dict[str, list[float]]:
+        """``terms("test")``."""
+        return self.terms("test")
 
     def as_dict(self) -> dict[str, list]:
-        """Plain lists keyed by field name (JSON- and checkpoint-safe)."""
-        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
+        """Plain lists keyed by column name (JSON- and checkpoint-safe): the fields, then ``other``'s columns."""
+        out = {f.name: list(getattr(self, f.name)) for f in fields(self) if f.name != "other"}
+        out.update({k: list(v) for k, v in self.other.items()})
+        return out
 
     def __len__(self) -> int:
         return len(self.epoch)
+
+    def _append(self, epoch: int, train: dict[str, float], test: dict[str, float], beta: float, seconds: float) -> None:
+        """One epoch: ``train``/``test`` map term names to per-example means (``test`` empty when not evaluated)."""
+        n = len(self.epoch)
+        self.epoch.append(epoch)
+        for split, means in (("train", train), ("test", test)):
+            for name, value in means.items():
+                if name not in _ELBO_TERMS:
+                    self.other.setdefault(f"{split}_{name}", [math.nan] * n).append(value)
+            for name in _ELBO_TERMS:
+                getattr(self, f"{split}_{name}").append(means.get(name, math.nan))
+        for column in self.other.values():  # a term missing this epoch (not evaluated): NaN
+            if len(column) == n:
+                column.append(math.nan)
+        self.beta.append(beta)
+        self.seconds.append(seconds)
 
 
 def kl_weight(epoch: float, config: TrainConfig) -> float:
@@ -166,46 +227,86 @@ def kl_weight(epoch: float, config: TrainConfig) -> float:
 # data and objectives
 
 
-def _images_and_binarize(data: object, name: str) -> tuple[Tensor, str | None]:
-    """Accept a ``vae_core.data.Dataset`` (anything with ``.images``) or a (N, C, H, W) tensor."""
+def _data(data: object, name: str) -> tuple[Tensor, Tensor | None, str | None]:
+    """(images, labels or None, binarize) from a ``vae_core.data.Dataset`` (anything with ``.images``,
+    optionally ``.labels``) or a (N, C, H, W) tensor (no labels)."""
     if isinstance(data, Tensor):
-        images, binarize = data, None
+        images, labels, binarize = data, None, None
     elif hasattr(data, "images"):
-        images = data.images
+        images, labels = data.images, getattr(data, "labels", None)
         binarize = "dynamic" if getattr(data, "binarize", None) == "dynamic" else None
     else:
         raise ValueError(f"{name} must be a vae_core.data.Dataset or a (N, C, H, W) tensor, got {type(data).__name__}")
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
         got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"{name} images must be a non-empty (N, C, H, W) tensor, got {got}; add the channel axis with x[:, None]")
-    return images, binarize
+    return images, labels, binarize
+
+
+_PROTOCOL = "loss_terms(batch: Batch, weights: LossWeights) -> LossTerms"
 
 
 def _check_model(model: nn.Module, images: Tensor, name: str) -> None:
-    if not isinstance(model, nn.Module) or not (hasattr(model, "elbo") or hasattr(model, "reconstruction_error")):
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "loss_terms", None)):
         raise ValueError(
-            f"model must be a vae_core VAE or AutoEncoder (a module with .elbo(x, beta, free_bits) or "
-            f".reconstruction_error(x)), got {type(model).__name__}"
+            f"model must be an nn.Module with the training protocol's method {_PROTOCOL} "
+            f"(per-example terms by name, see vae_core.train; VAE, AutoEncoder and ReferenceVAE have it), "
+            f"got {type(model).__name__}"
         )
-    cfg = getattr(model, "config", None)
-    if cfg is not None and tuple(images.shape[1:]) != tuple(cfg.input_shape):
+    shape = getattr(getattr(model, "config", None), "input_shape", None)
+    if shape is not None and tuple(images.shape[1:]) != tuple(shape):
         raise ValueError(
-            f"{name} holds images of shape {tuple(images.shape[1:])} but the model expects {tuple(cfg.input_shape)}; "
+            f"{name} holds images of shape {tuple(images.shape[1:])} but the model expects {tuple(shape)}; "
             f"build the model with VAEConfig(input_shape={tuple(images.shape[1:])}) or pass the matching dataset"
         )
 
 
-def _terms(model: nn.Module, x: Tensor, beta: float, free_bits: float) -> tuple[Tensor, Tensor, Tensor]:
-    """(loss scalar, recon (B,), kl (B,)) for a VAE (-ELBO) or an AutoEncoder (reconstruction only)."""
-    if hasattr(model, "elbo"):
-        t = model.elbo(x, beta=beta, free_bits=free_bits)
-        return t.loss, t.recon, t.kl
-    recon = model.reconstruction_error(x)  # (B,)
-    return recon.mean(), recon, torch.zeros_like(recon)
+def _loss_terms(model: nn.Module, batch: Batch, weights: LossWeights) -> LossTerms:
+    """``model.loss_terms(batch, weights)``, checked: a ``LossTerms`` with one value per example of ``batch``."""
+    out = model.loss_terms(batch, weights)
+    if not isinstance(out, LossTerms):
+        raise ValueError(f"{type(model).__name__}.loss_terms must return a LossTerms(loss, terms, elbo), got {type(out).__name__}")
+    b = len(batch)
+    if len(next(iter(out.terms.values()))) != b:
+        raise ValueError(f"{type(model).__name__}.loss_terms returned terms of shape "
+                         f"{tuple(next(iter(out.terms.values())).shape)} for a batch of {b}; expected ({b},), one per example")
+    return out
 
 
-def _batches(images: Tensor, batch_size: int, shuffle: bool, binarize: str | None, seed: int) -> Batches:
-    return Batches(images, None, batch_size=batch_size, shuffle=shuffle, drop_last=False, binarize=binarize, seed=seed)
+class _Sums:
+    """Running sums of every reported term (and the ELBO) over an epoch: one float64 tensor on the
+    device, so adding a batch costs a few tensor ops and no sync."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.names: tuple[str, ...] | None = None
+        self.total: Tensor | None = None
+
+    def add(self, out: LossTerms) -> None:
+        names = tuple(out.terms) if out.elbo is None else (*out.terms, "elbo")
+        values = list(out.terms.values()) if out.elbo is None else [*out.terms.values(), out.elbo]
+        if self.names is None:
+            self.names = names
+            self.total = torch.zeros(len(names), device=self.device, dtype=torch.float64)
+        elif names != self.names:
+            raise ValueError(f"loss_terms must report the same terms for every batch: it reported {self.names}, "
+                             f"then {names}")
+        self.total += torch.stack(values).detach().sum(1)  # (T, B) -> (T,): per-term sums of this batch
+
+    def means(self, n: int) -> dict[str, float]:
+        """Per-example means over ``n`` examples, by term name (one sync)."""
+        return dict(zip(self.names, (self.total / n).tolist()))
+
+
+def _batches(images: Tensor, labels: Tensor | None, batch_size: int, shuffle: bool, binarize: str | None, seed: int) -> Batches:
+    return Batches(images, labels, batch_size=batch_size, shuffle=shuffle, drop_last=False, binarize=binarize, seed=seed)
+
+
+def _epoch(batches: Batches) -> Iterator[Batch]:
+    """One epoch of ``Batch`` objects (with labels when ``batches`` has them)."""
+    if batches.labels is None:
+        return (Batch(x) for x in batches)
+    return (Batch(x, y) for x, y in batches)
 
 
 def _adam(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
@@ -223,13 +324,14 @@ def _adam(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Adam
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: object, batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Per-example means over ``data`` (Dataset or (N, C, H, W) tensor), in nats, with beta = 1:
-    ``{"recon": E[-log p(x|z)], "kl": E[KL(q(z|x) || p(z))], "elbo": E[ELBO]}``.
+    """Per-example means over ``data`` (Dataset or (N, C, H, W) tensor), in nats, with the KL weight 1
+    and no free bits: ``{"recon": E[-log p(x|z)], "kl": E[KL(q(z|x) || p(z))], "elbo": E[ELBO]}`` and
+    every other term the model's ``loss_terms`` reports (``"commit"``, ``"kl_1"``, ...).
 
     One z sample per example (seeded by ``seed``, as is the binarization of a "dynamic" dataset).
-    For an ``AutoEncoder`` ``kl`` is 0 and ``elbo`` is NaN.
+    A term the model does not report is NaN: for an ``AutoEncoder`` ``kl`` is 0 and ``elbo`` is NaN.
     """
-    images, binarize = _images_and_binarize(data, "data")
+    images, labels, binarize = _data(data, "data")
     _check_model(model, images, "data")
     if not (isinstance(batch_size, int) and batch_size > 0):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -240,17 +342,12 @@ def evaluate(model: nn.Module, data: object, batch_size: int = 1000, seed: int =
     cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
-        recon = torch.zeros((), device=device, dtype=torch.float64)
-        kl = torch.zeros((), device=device, dtype=torch.float64)
-        for x in _batches(images.to(device), batch_size, False, binarize, seed):
-            _, r, k = _terms(model, x, 1.0, 0.0)
-            recon += r.sum()
-            kl += k.sum()
+        sums = _Sums(device)
+        labels = None if labels is None else labels.to(device)
+        for batch in _epoch(_batches(images.to(device), labels, batch_size, False, binarize, seed)):
+            sums.add(_loss_terms(model, batch, LossWeights(kl=1.0, free_bits=0.0)))
     model.train(was_training)
-    n = images.shape[0]
-    r, k = recon.item() / n, kl.item() / n
-    elbo = float("nan") if not hasattr(model, "elbo") else -(r + k)
-    return {"recon": r, "kl": k, "elbo": elbo}
+    return {"recon": math.nan, "kl": math.nan, "elbo": math.nan, **sums.means(images.shape[0])}
 
 
 Callback = Callable[[int, nn.Module, History], "bool | None"]
@@ -263,20 +360,22 @@ def fit(
     config: TrainConfig | None = None,
     callbacks: Iterable[Callback] = (),
 ) -> History:
-    """Train ``model`` in place with Adam on -ELBO (VAE) or the reconstruction error (AutoEncoder).
+    """Train ``model`` in place with Adam on the loss its ``loss_terms`` returns (-ELBO for a VAE).
 
     Args:
-        model: a ``VAE`` (anything with ``elbo(x, beta, free_bits) -> ELBOTerms``) or an
-            ``AutoEncoder`` (anything with ``reconstruction_error(x) -> (B,)``).
-        train, test: ``vae_core.data.Dataset`` (its ``binarize="dynamic"`` draws fresh binary
-            images every epoch) or float tensors (N, C, H, W) in [0, 1].
-        config: ``TrainConfig``; the default is 10 epochs of batch 128 at lr 1e-3.
+        model: any ``nn.Module`` with ``loss_terms(batch: Batch, weights: LossWeights) -> LossTerms``
+            (``VAE``, ``AutoEncoder``, ``reference.ReferenceVAE``, or a variant of your own).
+        train, test: ``vae_core.data.Dataset`` (its labels reach the model as ``batch.y``; its
+            ``binarize="dynamic"`` draws fresh binary images every epoch) or float tensors
+            (N, C, H, W) in [0, 1] (no labels).
+        config: ``TrainConfig``; the default is 10 epochs of batch 128 at lr 1e-3. Every step hands
+            the model ``LossWeights(kl=kl_weight(t, config), free_bits=config.free_bits)``.
         callbacks: called as ``cb(epoch, model, history)`` after every epoch (1-based epoch);
             returning True stops training.
 
-    Returns the ``History`` (one entry per epoch). The model is moved to the chosen device and
-    left in eval mode. A NaN or infinite loss raises ``FloatingPointError`` naming the epoch and
-    batch; the history so far is attached to the exception as ``.history``.
+    Returns the ``History`` (one entry per epoch, every reported term). The model is moved to the
+    chosen device and left in eval mode. A NaN or infinite loss raises ``FloatingPointError`` naming
+    the epoch and batch; the history so far is attached to the exception as ``.history``.
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -285,35 +384,35 @@ def fit(
     for cb in callbacks:
         if not callable(cb):
             raise ValueError(f"callbacks must be callables cb(epoch, model, history), got {cb!r}")
-    train_images, train_bin = _images_and_binarize(train, "train")
+    train_images, train_labels, train_bin = _data(train, "train")
     _check_model(model, train_images, "train")
     if test is not None:
-        test_images, _ = _images_and_binarize(test, "test")
+        test_images, _, _ = _data(test, "test")
         _check_model(model, test_images, "test")
 
     seed_everything(config.seed)
     device = get_device(config.device)
     model.to(device)
     opt = _adam(model, config.lr, device)
-    batches = _batches(train_images.to(device), config.batch_size, True, train_bin, config.seed)
+    labels = None if train_labels is None else train_labels.to(device)
+    batches = _batches(train_images.to(device), labels, config.batch_size, True, train_bin, config.seed)
     n_batches = len(batches)
-    n_train = train_images.shape[0]
+    n_train = batches.num_examples
     history = History()
-    is_vae = hasattr(model, "elbo")
 
     epoch_bar = tqdm(range(1, config.epochs + 1), desc="epochs", unit="epoch", disable=not config.progress)
     try:
         for epoch in epoch_bar:
             model.train()
             start = time.perf_counter()
-            recon_sum = torch.zeros((), device=device, dtype=torch.float64)
-            kl_sum = torch.zeros((), device=device, dtype=torch.float64)
+            sums = _Sums(device)
             beta_sum = 0.0
-            batch_bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not config.progress)
-            for i, x in enumerate(batch_bar):
-                beta = kl_weight(epoch - 1 + i / n_batches, config)
-                loss, recon, kl = _terms(model, x, beta, config.free_bits)
-                loss_value = loss.item()  # the one sync per batch: NaN check and progress bar
+            batch_bar = tqdm(_epoch(batches), total=n_batches, desc=f"epoch {epoch}", unit="batch", leave=False,
+                             disable=not config.progress)
+            for i, batch in enumerate(batch_bar):
+                weights = LossWeights(kl=kl_weight(epoch - 1 + i / n_batches, config), free_bits=config.free_bits)
+                out = _loss_terms(model, batch, weights)
+                loss_value = out.loss.item()  # the one sync per batch: NaN check and progress bar
                 if not math.isfinite(loss_value):
                     batch_bar.close()
                     raise FloatingPointError(
@@ -322,35 +421,27 @@ def fit(
                         f"clip gradients (clip_grad=1.0; now {config.clip_grad}), and check the data is finite and in [0, 1]"
                     )
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                out.loss.backward()
                 if config.clip_grad is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
                 opt.step()
-                recon_sum += recon.detach().sum()
-                kl_sum += kl.detach().sum()
-                beta_sum += beta
+                sums.add(out)
+                beta_sum += weights.kl
                 if config.progress and i % 10 == 0:
                     batch_bar.set_postfix(loss=f"{loss_value:.2f}", refresh=False)
             seconds = time.perf_counter() - start
-            train_recon, train_kl = recon_sum.item() / n_train, kl_sum.item() / n_train
+            train_means = sums.means(n_train)
 
             if test is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
-                ev = evaluate(model, test, batch_size=config.eval_batch_size, seed=config.seed)
+                test_means = evaluate(model, test, batch_size=config.eval_batch_size, seed=config.seed)
             else:
-                ev = {"recon": float("nan"), "kl": float("nan"), "elbo": float("nan")}
-            history.epoch.append(epoch)
-            history.train_recon.append(train_recon)
-            history.train_kl.append(train_kl)
-            history.train_elbo.append(-(train_recon + train_kl) if is_vae else float("nan"))
-            history.test_recon.append(ev["recon"])
-            history.test_kl.append(ev["kl"])
-            history.test_elbo.append(ev["elbo"])
-            history.beta.append(beta_sum / n_batches)
-            history.seconds.append(seconds)
+                test_means = {}
+            history._append(epoch, train_means, test_means, beta_sum / n_batches, seconds)
             if config.progress:
-                shown = {"train_elbo": history.train_elbo[-1]} if is_vae else {"train_recon": train_recon}
-                if not math.isnan(ev["recon"]):
-                    shown["test_elbo" if is_vae else "test_recon"] = ev["elbo"] if is_vae else ev["recon"]
+                key = "elbo" if "elbo" in train_means else "recon"  # what the loss is about: the ELBO if there is one
+                shown = {f"train_{key}": history.train[key][-1]}
+                if test_means:
+                    shown[f"test_{key}"] = history.test[key][-1]
                 epoch_bar.set_postfix({k: f"{v:.2f}" for k, v in shown.items()})
             if any(cb(epoch, model, history) is True for cb in callbacks):
                 break

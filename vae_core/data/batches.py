@@ -14,11 +14,41 @@ against a ``DataLoader`` over a ``TensorDataset``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .dataset import Dataset, bernoulli_binarize, check_binarize, check_seed
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One mini-batch as a model's ``loss_terms(batch, weights)`` sees it (``vae_core.train.fit``).
+
+    x:       ``(B, ...)`` inputs, e.g. images ``(B, C, H, W)`` in [0, 1].
+    y:       ``(B,)`` labels, or None; a conditional model reads them, the others ignore them.
+    lengths: ``(B,)`` sequence lengths, or None; a sequence model masks its padding with them.
+    """
+
+    x: Tensor
+    y: Tensor | None = None
+    lengths: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.x, Tensor) or self.x.ndim < 1:
+            got = tuple(self.x.shape) if isinstance(self.x, Tensor) else type(self.x).__name__
+            raise ValueError(f"Batch.x must be a tensor with a batch dimension (B, ...), got {got}")
+        for name in ("y", "lengths"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, Tensor) or v.ndim < 1 or v.shape[0] != self.x.shape[0]):
+                got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+                raise ValueError(f"Batch.{name} must be None or a tensor with {self.x.shape[0]} rows to match x "
+                                 f"{tuple(self.x.shape)}, got {got}")
+
+    def __len__(self) -> int:
+        """B, the number of examples."""
+        return self.x.shape[0]
 
 
 class Batches:
