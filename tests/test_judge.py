@@ -63,10 +63,81 @@ def test_records_must_match_call_by_call_once_each():
 def test_exercise_names_and_opt_outs_come_from_the_solution():
     nb = solution_notebook()
     assert judge.exercise_names(nb) == ["softplus", "logsumexp", "kl_std_normal"]
-    assert judge.judged_tests(nb) == {"test_ex1_softplus": True, "test_ex2_lse": True, "test_ex3_kl": True}
+    assert judge.judged_tests(nb) == {"test_ex1_softplus": "values", "test_ex2_lse": "values", "test_ex3_kl": "values"}
     test = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_ex2_lse")
     test["metadata"]["vae_course"] = {"judge": "none"}
-    assert judge.judged_tests(nb)["test_ex2_lse"] is False
+    assert judge.judged_tests(nb)["test_ex2_lse"] == "none"
+    test["metadata"]["vae_course"] = {"judge": "loose"}
+    with pytest.raises(ValueError, match="test_ex2_lse: vae_course.judge must be one of"):
+        judge.judged_tests(nb)
+
+
+# --- reports: what a test cell hands the grader, judged by the solution's check -----------------
+
+def R(name, call, value, check="close", **params):
+    plain = {"map": {k: ({"seq": list(v)} if isinstance(v, tuple) else v) for k, v in params.items()}}
+    return rec("t", "report:" + name, call, {"check": check, "params": plain, "value": value})
+
+
+def test_report_is_a_no_op_outside_grading_and_refuses_unknown_checks():
+    x = object()
+    assert judge.report("x", x) is x and judge.report("x", x, check="spread", k=3) is x
+    with pytest.raises(ValueError, match="check must be one of"):
+        judge.report("x", 1.0, check="about")
+    with pytest.raises(ValueError, match="non-empty name"):
+        judge.report("", 1.0)
+
+
+def test_reports_mode_ignores_direct_calls_and_uses_the_references_tolerance():
+    want = [rec("t", "pca", 0, T([0.6, 0.8])), R("proj", 0, T([0.36, 0.48]), rtol=0.0, atol=1e-3)]
+    flipped = [rec("t", "pca", 0, T([-0.6, -0.8])), R("proj", 0, T([0.3605, 0.48]))]
+    assert not judge.judge_test(flipped, want).passed  # values mode: the sign of the direct call counts
+    assert judge.judge_test(flipped, want, "reports").passed
+    # the tolerance is the solution's: a learner's record claiming a looser one changes nothing
+    off = [R("proj", 0, T([0.362, 0.48]), atol=1.0)]
+    verdict = judge.judge_test(off, want, "reports")
+    assert not verdict.passed and "report 'proj'" in verdict.note
+    assert not judge.judge_test([], want, "reports").passed
+
+
+def _runs(seed, n=2000, loc=1.0, scale=0.5, shape=()):
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    x = loc + scale * torch.randn((n,) + shape, generator=g, dtype=torch.float64)
+    return T(x.reshape(-1).tolist(), x.shape)
+
+
+def test_spread_check_passes_two_correct_estimators_and_fails_bias_and_a_closed_form_plus_noise():
+    want = [R("runs", 0, _runs(0), "spread")]
+    for seed in range(1, 21):  # another correct estimator: other draws, same distribution
+        assert judge.judge_test([R("runs", 0, _runs(seed), "spread")], want).passed, seed
+    biased = judge.judge_test([R("runs", 0, _runs(1, loc=1.1), "spread")], want)
+    assert not biased.passed and "standard errors" in biased.note
+    plus_noise = judge.judge_test([R("runs", 0, _runs(1, scale=0.5 / 30), "spread")], want)
+    assert not plus_noise.passed and "spread of your samples" in plus_noise.note
+    assert not judge.judge_test([R("runs", 0, _runs(1, scale=0.7), "spread")], want).passed
+    # per entry of (R, ...) samples, shapes must agree, and non-finite samples are refused
+    want2 = [R("runs", 0, _runs(0, shape=(3,)), "spread")]
+    assert judge.judge_test([R("runs", 0, _runs(5, shape=(3,)), "spread")], want2).passed
+    assert not judge.judge_test([R("runs", 0, _runs(5), "spread")], want2).passed
+    nan = _runs(5, shape=(3,))
+    nan["tensor"][4] = "nan"
+    assert "finite samples" in judge.judge_test([R("runs", 0, nan, "spread")], want2).note
+    # the solution's k and ratio are the ones used
+    tight = [R("runs", 0, _runs(0), "spread", k=4.0, ratio=(0.999, 1.001))]
+    assert not judge.judge_test([R("runs", 0, _runs(1), "spread")], tight).passed
+
+
+def test_equal_to_and_differs_from_compare_the_learners_own_reports():
+    want = [R("a", 0, T([7.0]), "none"), R("b", 0, T([7.0]), "equal_to", other="a"),
+            R("c", 0, T([2.0]), "differs_from", other="a")]
+    # a is only a base: the learner's random draws may differ from the reference's
+    ok = [R("a", 0, T([1.0])), R("b", 0, T([1.0])), R("c", 0, T([3.0]))]
+    assert judge.judge_test(ok, want, "reports").passed
+    not_seeded = judge.judge_test([R("a", 0, T([1.0])), R("b", 0, T([1.5])), R("c", 0, T([3.0]))], want, "reports")
+    assert not not_seeded.passed and "the same result as 'a'" in not_seeded.note
+    constant = judge.judge_test([R("a", 0, T([1.0])), R("b", 0, T([1.0])), R("c", 0, T([1.0]))], want, "reports")
+    assert not constant.passed and "different result from 'a'" in constant.note
 
 
 def test_malformed_record_lines_are_reported_not_trusted(tmp_path):

@@ -48,6 +48,49 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         "python": frozenset({"torch.distributions.multivariate_normal:log_prob",
                              "torch.distributions.lowrank_multivariate_normal:log_prob"}),
     },
+    "pca_fit": {
+        "torch": frozenset(),
+        "python": frozenset({"torch._lowrank:pca_lowrank", "sklearn.decomposition._pca:fit",
+                             "sklearn.decomposition._pca:fit_transform", "sklearn.decomposition._pca:_fit"}),
+    },
+    "reconstruction_loss": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.losses:bernoulli_log_prob", "vae_core.losses:gaussian_log_prob",
+                             "vae_core.models:reconstruction_error"}),
+    },
+    "reparameterize": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.models:reparameterize", "vae_core.reference:reparameterize",
+                             "torch.distributions.normal:rsample", "torch.distributions.independent:rsample",
+                             "torch.distributions.multivariate_normal:rsample"}),
+    },
+    "vae_loss": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.losses:elbo", "vae_core.losses:kl_standard_normal",
+                             "vae_core.losses:kl_diag_gaussians", "vae_core.losses:bernoulli_log_prob",
+                             "vae_core.models:elbo", "torch.distributions.kl:kl_divergence"}),
+    },
+    "iwae_bound": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.losses:iwae_bound", "vae_core.losses:log_mean_exp",
+                             "vae_core.metrics:nll_estimate", "vae_core.models:log_likelihood"}),
+    },
+    "bits_per_dim": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.metrics:bits_per_dim"}),
+    },
+    "lerp": {
+        "torch": frozenset({"lerp"}),
+        "python": frozenset({"vae_core.latent:lerp", "vae_core.latent:interpolate"}),
+    },
+    "slerp": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.latent:slerp", "vae_core.latent:interpolate"}),
+    },
+    "path_step_sizes": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.latent:path_smoothness"}),
+    },
     "kl_diag_gaussians": {
         "torch": frozenset(),
         "python": frozenset({"vae_core.losses:kl_diag_gaussians", "vae_core.losses:kl_standard_normal",
@@ -110,6 +153,25 @@ def forbid(*exercises: str) -> Iterator[list[str]]:
             "Build it from the basic operations the lesson describes (the library's version is what "
             "the tests compare against)."
         )
+
+
+def forbidding(exercise: str, fn):
+    """``fn`` (the learner's answer) wrapped so that every call runs under ``forbid(exercise)``::
+
+        _slerp = forbidding("slerp", slerp)   # in a test cell: _slerp(a, b, 5) refuses vae_core.latent.slerp
+    """
+    if exercise not in FORBIDDEN:
+        raise ValueError(f"no shortcut list for {exercise!r}; known exercises: {sorted(FORBIDDEN)}")
+    if not callable(fn):
+        raise ValueError(f"forbidding({exercise!r}, fn) needs the function to check, got {type(fn).__name__}")
+
+    def checked(*args, **kwargs):
+        with forbid(exercise):
+            return fn(*args, **kwargs)
+
+    checked.__name__ = checked.__qualname__ = getattr(fn, "__name__", exercise)
+    checked.__doc__ = getattr(fn, "__doc__", None)
+    return checked
 
 
 def check_spread(samples: torch.Tensor, reference: torch.Tensor, low: float = 0.8, high: float = 1.25,
