@@ -114,13 +114,14 @@ def test_corrupt_json_gives_a_report_zero_and_the_file_is_untouched(tmp_path, ca
     assert entry["status"] == "corrupt" and entry["score"] == 0 and entry["notebook_sha256"] == before
 
 
-def test_tampering_through_the_cli_is_refused_with_exit_0(tmp_path, capsys):
+def test_tampering_through_the_cli_scores_nothing_and_is_noted_for_the_instructor(tmp_path, capsys):
     root = make_course(tmp_path)
     write(submission("wrong", added={2: "torch.testing.assert_close = lambda *a, **k: None\n"}), nb_path(root))
     code, out, _ = run(["grade", "0", "--root", str(root)], capsys)
-    assert code == 0 and "refused, score 0" in out and "cell 3" in out
+    assert code == 0 and "Noted for your instructor" in out and "cell 3" in out, out
     assert "torch.testing.assert_close" in out
-    assert records(root)[-1]["status"] == "tampering"
+    entry = records(root)[-1]
+    assert entry["status"] == "graded" and entry["score"] == 0 and "torch.testing.assert_close" in entry["message"]
 
 
 def test_check_tamper_exits_1_on_a_flagged_notebook_and_0_on_a_clean_one(tmp_path, capsys):

@@ -1,9 +1,9 @@
-"""The tamper defence: the static scan (fast) and the run-time guard (end to end, slow).
+"""The tamper report (the static scan, fast) and whole gradings of every adversarial case (slow).
 
-Every adversarial submission in tests/adversarial/builders.py would earn points without a
-defence (stub answers whose exceptions get swallowed, or wrong answers whose checks get
-disabled); with the defence each scores 0. The run-time tests switch the scan off to show the
-guard works alone, and switch both off once to show the holes are real.
+Every adversarial submission in tests/adversarial/builders.py would earn points from nbgrader
+alone (stub answers whose exceptions get swallowed, or wrong answers whose checks get disabled).
+`vae-course grade` scores each 0, because the judge compares the values outside the kernel, and
+reports what the scan found beside the grade instead of refusing the notebook.
 """
 from __future__ import annotations
 
@@ -87,64 +87,51 @@ def test_guard_name_refuses_a_bad_nonce():
         guard_name("not hex!")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_flagged_submission_is_refused_with_zero_and_nothing_runs(tmp_path, name):
+def test_every_flagged_submission_scores_nothing_and_is_reported_not_refused(tmp_path, name):
+    # The judge decides (the values are wrong or missing); the scan's findings go beside the grade.
     root = make_course(tmp_path)
     nb_path = write(adversarial(name), root / "workspace" / LESSON / f"{LESSON}.ipynb")
-    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions())
-    assert res.status == "tampering" and res.score == 0 and res.max == TOTAL
-    assert "cell 3" in res.message and CASES[name][2] in res.message
-    assert res.feedback is None  # refused before anything ran
-    assert nb_path.exists()
+    before = nb_path.read_bytes()
+    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120))
+    assert res.score == 0, [(e.grade_id, e.points, e.message) for e in res.exercises]
+    assert res.status in ("graded", "crashed", "timeout"), res.message
+    note = " ".join(res.notes)
+    assert "Noted for your instructor" in note and "cell 3" in note and CASES[name][2] in note, note
+    assert nb_path.read_bytes() == before
 
 
 # ---------------------------------------------------------------------------------------------
-# Run-time guard, end to end (the scan switched off so only the guard stands in the way).
+# The preamble's per-test cells: an honest notebook's names cannot break a test.
 
-def _layered_attacks() -> dict:
-    """Wrong answers with a monkeypatch or a shadowed builtin right before each test, and stub
-    answers behind an AST transformer: without a defence this earns every point."""
+@pytest.mark.slow
+def test_learner_names_shadowing_builtins_or_aliases_do_not_break_the_tests(tmp_path):
+    # An honest notebook that happens to call its variables abs, max and F: the tests still work and
+    # the names are the learner's again after each test (the last cell would fail otherwise).
+    root = make_course(tmp_path)
+    honest = submission("solution", added={2: "abs = 3.0  # the absolute error\nmax = 3\nF = None\n"})
+    honest["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                            "source": "assert abs == 3.0 and max == 3 and F is None\n"})
+    write(honest, root / "workspace" / LESSON / f"{LESSON}.ipynb")
+    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False))
+    assert res.score == TOTAL, [(e.grade_id, e.points, e.message) for e in res.exercises]
+    control = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False, guard=False))
+    assert control.score < TOTAL, "control: without the preamble's cells those names do break a test"
+
+
+@pytest.mark.slow
+def test_without_any_defence_the_attacks_earn_full_marks(tmp_path):
+    # The holes are real: nbgrader alone gives these submissions every point (tests/test_judge.py and
+    # the test above show the judge stopping them).
     ast_swallow = CASES["ast_transformer"][1]
-    return submission(
+    attack = submission(
         {"ex1_softplus": "wrong", "ex2_lse": "wrong", "ex3_kl": "stub"},
-        before_tests={
-            "test_ex1_softplus": "torch.testing.assert_close = lambda *a, **k: None\n",
-            "test_ex2_lse": "abs = lambda x: 0\n",
-            "test_ex3_kl": ast_swallow,
-        })
-
-
-def _transformer_attack() -> dict:
-    return submission("stub", added={2: CASES["input_transformer"][1]})
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("build", [_layered_attacks, _transformer_attack], ids=["patches+ast", "input_transformer"])
-def test_runtime_guard_alone_neutralises_attacks(tmp_path, build):
+        before_tests={"test_ex1_softplus": "torch.testing.assert_close = lambda *a, **k: None\n",
+                      "test_ex2_lse": "abs = lambda x: 0\n", "test_ex3_kl": ast_swallow})
     root = make_course(tmp_path)
-    write(build(), root / "workspace" / LESSON / f"{LESSON}.ipynb")
-    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False, judge=False))
-    assert res.status == "graded", res.message
-    assert res.score == 0, [(e.grade_id, e.points, e.message) for e in res.exercises]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("build", [_layered_attacks, _transformer_attack], ids=["patches+ast", "input_transformer"])
-def test_without_any_defence_the_same_attacks_earn_full_marks(tmp_path, build):
-    # The holes are real: nbgrader alone gives these submissions every point (tests/test_judge.py shows
-    # the judge alone stopping them).
-    root = make_course(tmp_path)
-    write(build(), root / "workspace" / LESSON / f"{LESSON}.ipynb")
+    write(attack, root / "workspace" / LESSON / f"{LESSON}.ipynb")
     res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False, guard=False, judge=False))
     assert res.score == TOTAL, [(e.grade_id, e.points, e.message) for e in res.exercises]
-
-
-@pytest.mark.slow
-def test_a_transformer_that_blanks_every_cell_is_caught_by_the_missing_guard(tmp_path):
-    # It also blanks the guard cells, so no guard can reset it; the guard log shows they never ran.
-    root = make_course(tmp_path)
-    blank = "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])\n"
-    write(submission("stub", added={2: blank}), root / "workspace" / LESSON / f"{LESSON}.ipynb")
-    res = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120, scan=False))
-    assert res.status == "tampering" and res.score == 0
-    assert "guard before test 1 did not run" in res.message
+    judged = grade_lesson(Lesson(LESSON, root), None, GradeOptions(timeout=120))
+    assert judged.score == 0, [(e.grade_id, e.points, e.message) for e in judged.exercises]

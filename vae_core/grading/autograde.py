@@ -4,16 +4,18 @@ What :func:`grade_lesson` does, in order:
 
 1. read the learner's notebook (never writing to it) and hash it; a missing or corrupt file
    ends here with a one-paragraph report;
-2. scan it for tampering (:mod:`vae_core.grading.tamper`); a flagged notebook is refused;
+2. scan it for code that changes how tests run (:mod:`vae_core.grading.tamper`); findings are
+   reported beside the grade for the instructor, never scored (the judge decides);
 3. build a private nbgrader course in a temporary folder: ``source/NN`` is a copy of
    ``solutions/NN``, the gradebook is a fresh SQLite file, and a copy of the learner's notebook
    is ``submitted/learner/NN/NN.ipynb``;
 4. in a separate worker process (so a crash or hang cannot take the grader down, with a
    wall-clock limit and a memory limit on the kernel): ``generate_assignment`` (the gradebook
    learns the solution's test cells), then in the submitted copy re-insert graded cells the
-   learner deleted, prepend the guard preamble and bracket every test cell with guard calls,
+   learner deleted, prepend the preamble (memory limit) and the judge's recorder, bracket every
+   test cell with the recorder's and the preamble's calls,
    then ``autograde`` (nbgrader restores every locked test cell from the gradebook before
-   running) and ``generate_feedback``;
+   running) and ``generate_feedback``; the judge compares the recorded values with the solution's;
 5. report per exercise, copy the HTML feedback to ``.vae_course/feedback/NN/<timestamp>/`` and
    append a line to the grade record.
 
@@ -56,8 +58,8 @@ class GradeOptions:
     wall: float | None = None  # seconds for the whole run; None: timeout * (code cells + 2) + 120
     memory_gb: float | None = 4.0  # memory limit of the kernel (RLIMIT_DATA, Linux); None: no limit
     keep_tmp: bool = False  # keep the private course folder (for debugging the grader)
-    # The two tamper-defence layers; switched off only by the grader's own tests, to show that each
-    # layer works alone and that the holes are real without them. The CLI has no switch for them.
+    # The tamper report (findings noted beside the grade, never scored) and the preamble's per-test
+    # cells (memory limit, shadowed builtins moved aside); switched off only by the grader's own tests.
     scan: bool = True
     guard: bool = True
     # nbgrader's own partial credit from a test cell's result value; on only in the grader's tests, to
@@ -248,18 +250,16 @@ def grade_lesson(lesson: Lesson, notebook: Path | None = None, options: GradeOpt
             "broken file aside and run `vae-course workspace`, which copies the fresh lesson in its place."), sha)
 
     findings = tamper.scan_notebook(nb, solution) if options.scan else []
-    if findings:
-        lines = "; ".join(f.message() for f in findings)
-        return fail("tampering", (
-            f"Lesson {lesson.name}: refused, score 0. The notebook contains code that can change how the "
-            f"tests run, so its results could not be trusted: {lines}. "
-            "What to do: delete those lines (answers only need ordinary Python, torch and vae_core) and grade "
-            "again. If you think this is a mistake, tell the course maintainers which line was flagged."),
-            sha, _zero_exercises(solution, "refused: tampering"))
-
     course = Path(tempfile.mkdtemp(prefix=f"vae-grade-{lesson.number}-"))
     try:
-        return _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_total, course, options)
+        result = _grade_in_private_course(lesson, path, raw, sha, stamp, when, solution, max_total, course, options)
+        if findings:  # for the instructor: scored as usual (by the judge), noted beside the grade
+            result.notes.append(
+                "Noted for your instructor (it does not change the score, which comes from the values your "
+                "functions returned): code that changes how tests run, "
+                + "; ".join(f.message() for f in findings[:5])
+                + (f"; and {len(findings) - 5} more" if len(findings) > 5 else "") + ".")
+        return result
     finally:
         if not options.keep_tmp:
             shutil.rmtree(course, ignore_errors=True)
@@ -407,13 +407,6 @@ def _result(lesson, path, sha, stamp, when, solution, max_total, course, options
     if not bwrap:
         notes.append(sandbox.UNSANDBOXED_NOTE)
     stop = res.get("stopped")
-    if res.get("guard_problems"):
-        return GradeResult(lesson.name, "tampering", 0.0, max_total, str(path), sha, stamp,
-                           [ExerciseResult(e.grade_id, 0.0, e.max, False, "refused: tampering") for e in exercises],
-                           feedback, (
-            f"Lesson {lesson.name}: refused, score 0. The grader's guard did not run as written "
-            f"({'; '.join(res['guard_problems'])}): something in the notebook changed how cells execute. "
-            "What to do: remove code that touches IPython, the interpreter or library internals, and grade again."))
     if stop:
         where = f"cell {stop['cell']}" if stop.get("cell") else "a cell the grader added"
         lost = ", ".join(stop.get("not_run", [])) or "none"
@@ -447,7 +440,7 @@ def _result(lesson, path, sha, stamp, when, solution, max_total, course, options
 # ---------------------------------------------------------------------------------------------
 # Worker side (runs in its own process: python -m vae_core.grading.autograde ...)
 
-def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | None, with_guard: bool = True,
+def prepare_copy(nb, release_nb, guard: str, memory_bytes: int | None, with_guard: bool = True,
                  record_path: str | None = None):
     """Make the submitted copy ready to grade; ``nb`` is modified in place and returned.
 
@@ -455,7 +448,8 @@ def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | 
       re-inserted after the nearest earlier one that is present (nbgrader then restores its
       source from the gradebook; a deleted answer cell comes back as the stub);
     - each cell remembers its position in the learner's notebook (metadata ``vae_course``);
-    - a guard cell is placed before and after every test cell, and the preamble first;
+    - the preamble comes first (memory limit) and its cells go before and after every test cell
+      (names shadowing builtins step aside during the test);
     - with ``record_path``, the judge's recorder (:mod:`.judge`) is set up first and switched on for
       each test cell (outside its guard cells), so what the exercise functions return is recorded.
     """
@@ -511,7 +505,7 @@ def prepare_copy(nb, release_nb, guard: str, log_path: str, memory_bytes: int | 
             if record_path:
                 out.append(_grader_cell(judge.end_source(end), "judge_after", test_no))
     if with_guard:
-        out.insert(0, _grader_cell(tamper.runtime_preamble(guard, log_path, memory_bytes), "preamble", 0))
+        out.insert(0, _grader_cell(tamper.runtime_preamble(guard, memory_bytes), "preamble", 0))
     if record_path:
         names = judge.exercise_names(release_nb)
         out.insert(0, _grader_cell(judge.kernel_source(record_path, names, begin, end), "judge_setup", 0))
@@ -651,7 +645,7 @@ def _worker(argv: list[str]) -> int:
     c.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
     c.CourseDirectory.course_id = "vae_course"
     c.Execute.timeout = a.timeout
-    # Connection files, kernel sockets and the guard's log live in runtime/; a sandboxed kernel sees
+    # Connection files, kernel sockets and the judge's records live in runtime/; a sandboxed kernel sees
     # only runtime/ and work/ (its folder) of this private course, and talks over Unix sockets (no network).
     runtime, work = _mkdirs(course / "runtime"), _mkdirs(course / "work")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
@@ -696,9 +690,8 @@ def _worker(argv: list[str]) -> int:
     sub_path = course / "submitted" / STUDENT / lesson / f"{lesson}.ipynb"
     nb = nbformat.from_dict(clean_text(nbformat.read(str(sub_path), as_version=4)))
     guard = tamper.guard_name(a.nonce)
-    guard_log = runtime / f"guard-{a.nonce}.log"
     record_path = None if a.no_judge else runtime / f"judge-{a.nonce}.jsonl"
-    prepare_copy(nb, release_nb, guard, str(guard_log), a.memory or None, with_guard=not a.no_guard,
+    prepare_copy(nb, release_nb, guard, a.memory or None, with_guard=not a.no_guard,
                  record_path=str(record_path) if record_path else None)
     nbformat.write(nb, str(sub_path))
 
@@ -714,22 +707,15 @@ def _worker(argv: list[str]) -> int:
         for g in sub_nb.grades:
             scores[g.name] = (g.score, g.max_score)
 
-    logged_lines = set(guard_log.read_text().splitlines()) if guard_log.exists() else set()
-    guard_problems, exercises, notes, timeouts = [], [], [], []
+    exercises, notes, timeouts = [], [], []
     stop = _RUN["stopped"]
-    not_run, next_test_name = [], {}
+    not_run = []
     for cell in graded_nb.cells:
         vc = cell.metadata.get("vae_course", {})
         meta = cell.metadata.get("nbgrader", {})
         outs = cell.get("outputs", []) if cell.cell_type == "code" else []
         errors = [o for o in outs if o.output_type == "error"]
-        ran = not any(o.get("ename") == "NotRun" for o in errors)
         if vc.get("origin") == "grader":
-            expected = "preamble" if vc["role"] == "preamble" else (f"guard {vc['test']}" if vc["role"] == "guard" else None)
-            if ran and expected and expected not in logged_lines and not (stop and errors):
-                what = "the preamble" if expected == "preamble" else f"the guard before test {vc['test']}"
-                detail = f" ({errors[0].ename}: {_first_line(errors[0].evalue)})" if errors else ""
-                guard_problems.append(f"{what} did not run{detail}")
             continue
         if errors and vc.get("origin") == "learner" and not meta.get("grade"):
             e = errors[0]
@@ -772,10 +758,11 @@ def _worker(argv: list[str]) -> int:
         judged = judge.judged_tests(source_nb)
         lowered = {}
         for ex in exercises:
-            if not judged.get(ex["grade_id"], True):
+            mode = judged.get(ex["grade_id"], "values")
+            if mode == "none":
                 ex["message"] = (ex["message"] + "; " if ex["message"] else "") + "checked by its own tests only"
                 continue
-            verdict = judge.judge_test(records.get(ex["grade_id"], []), reference.get(ex["grade_id"], []))
+            verdict = judge.judge_test(records.get(ex["grade_id"], []), reference.get(ex["grade_id"], []), mode)
             if not verdict.passed and ex["points"] > 0:
                 lowered[ex["grade_id"]] = verdict.note
                 ex.update(points=0.0, passed=False, message=f"judged against the course's solution: {verdict.note}")
@@ -797,6 +784,6 @@ def _worker(argv: list[str]) -> int:
     if not r["success"]:
         notes.append("The HTML feedback could not be written (nbgrader generate_feedback failed).")
     return done(status="ok", exercises=exercises, notes=notes, stopped=stop, timeouts=timeouts,
-                guard_problems=guard_problems, log=r["log"][-4000:], records=records)
+                log=r["log"][-4000:], records=records)
 
 

@@ -1,24 +1,23 @@
-"""Tamper defence for autograded notebooks, in two layers.
+"""The tamper report for instructors, and the graded copy's preamble.
 
-1. A static scan (:func:`scan_notebook`) of every cell the learner can edit: solution cells,
-   cells they added, and course cells they changed. Locked cells are skipped because grading
-   restores them from ``solutions/``. The scan flags constructs that can make a failing test
-   pass without a correct answer: IPython input/AST transformers, custom exception handlers,
-   ``sys.excepthook``/``settrace``, replaced builtins, monkeypatched library functions
-   (``torch.allclose = ...``), redefined course helpers, ``ctypes``, frame hacking, unknown
-   magics, objects that lie to comparisons (``__torch_function__``, ``__eq__``). A flagged
-   notebook is refused: score 0, status ``tampering``, one message per finding naming the cell.
+Scores are decided by the judge (:mod:`.judge`), outside the learner's kernel, so nothing here
+defends a grade any more:
 
-2. A run-time guard (:func:`runtime_preamble`, :func:`guard_cell_source`): the grader prepends
-   a preamble cell that captures pristine references at kernel start, and inserts a guard call
-   before every test cell (in its private copy) that resets transformers, exception handlers,
-   trace functions and hooks, and restores builtins and the functions of ``torch``, ``numpy``
-   and ``vae_core``; a second call after the test cell hands back names the learner shadowed.
-   Each guard call writes to a log outside the notebook, so a guard that never ran is noticed.
+1. A static scan (:func:`scan_notebook`, ``vae-course check-tamper``) of every cell the learner
+   can edit: solution cells, cells they added, and course cells they changed (locked cells are
+   restored from ``solutions/`` anyway). It lists constructs that change how tests run: IPython
+   input/AST transformers, custom exception handlers, ``sys.excepthook``/``settrace``, replaced
+   builtins, monkeypatched library functions (``torch.allclose = ...``), redefined course helpers,
+   ``ctypes``, frame hacking, unknown magics, objects that lie to comparisons
+   (``__torch_function__``, ``__eq__``). ``vae-course grade`` grades such a notebook normally and
+   adds the findings to the report and the grade record, for the instructor to look at.
 
-Limits: code in the same Python process can never be fully sandboxed (a determined learner
-with ``gc`` or ``ctypes`` tricks the scan does not know can still get around both layers); the
-grader also trusts the installed ``vae_core`` files. The scan is conservative on purpose.
+2. The preamble of the graded copy (:func:`runtime_preamble`): the kernel's memory limit, and a
+   call around each test cell that moves the learner's names shadowing builtins the tests use
+   (``max = ...``) or the usual aliases (``F``, ``np``) out of the way during the test and hands
+   them back after it, so an honest notebook's variable names cannot break a test.
+
+The scan is a list of known tricks and errs on the side of reporting.
 """
 from __future__ import annotations
 
@@ -506,11 +505,13 @@ def scan_notebook(nb, solution_nb=None) -> list[Finding]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Layer 2: run-time guard. The grader prepends PREAMBLE and brackets every test cell with guards.
+# The graded copy's preamble and per-test cells. They are not a defence any more (the judge decides,
+# outside the kernel): they set the kernel's memory limit and keep an honest notebook's names from
+# breaking the tests, e.g. a variable called `max` or `sum`, or `F` bound to something else.
 
-_PREAMBLE = r'''# vae-course grader: preamble (added to the graded copy only; not part of your notebook)
-def _vae_grader_make(log_path, memory_bytes, shadow_names):
-    import builtins, importlib, sys, threading
+_PREAMBLE = r"""# vae-course grader: preamble (added to the graded copy only; not part of your notebook)
+def _vae_grader_make(memory_bytes, shadow_names):
+    import builtins, importlib
     if memory_bytes:
         try:
             import resource
@@ -520,145 +521,51 @@ def _vae_grader_make(log_path, memory_bytes, shadow_names):
         except (ImportError, ValueError, OSError):
             pass
     ip = get_ipython()
-    names = ["math", "traceback", "warnings", "numpy", "numpy.testing", "torch", "torch.testing",
-             "torch.nn", "torch.nn.functional", "torch.distributions", "vae_core", "vae_core.losses",
-             "vae_core.models", "vae_core.train", "vae_core.latent", "vae_core.metrics", "vae_core.data",
-             "vae_core.utils", "vae_core.config"]
-    modules = {"builtins": builtins}
-    for name in names:
+    aliases = {}
+    for alias, name in {"torch": "torch", "np": "numpy", "numpy": "numpy", "nn": "torch.nn",
+                        "F": "torch.nn.functional", "math": "math", "vae_core": "vae_core"}.items():
         try:
-            modules[name] = importlib.import_module(name)
+            aliases[alias] = importlib.import_module(name)
         except Exception:
             pass
-    module_dicts = {n: dict(vars(m)) for n, m in modules.items()}
-    classes = []
-    for n, m in modules.items():
-        if n == "builtins":
-            continue
-        for v in list(vars(m).values()):
-            if isinstance(v, type) and (getattr(v, "__module__", "") or "").split(".")[0] in ("torch", "vae_core"):
-                classes.append(v)
-    classes += list(type(ip).__mro__[:-1])
-    seen = set()
-    class_dicts = []
-    for c in classes:
-        if id(c) not in seen:
-            seen.add(id(c))
-            class_dicts.append((c, dict(vars(c))))
-    aliases = {"torch": "torch", "np": "numpy", "numpy": "numpy", "nn": "torch.nn", "F": "torch.nn.functional",
-               "math": "math", "vae_core": "vae_core"}
-    pristine = dict(
-        excepthook=sys.excepthook, displayhook=sys.displayhook, breakpointhook=sys.breakpointhook,
-        stdout=sys.stdout, stderr=sys.stderr,
-        post=list(ip.input_transformers_post), cleanup=list(ip.input_transformers_cleanup),
-        post_obj=ip.input_transformers_post, cleanup_obj=ip.input_transformers_cleanup,
-        itm=ip.input_transformer_manager,
-        ast=list(ip.ast_transformers), custom_tb=ip.CustomTB, itb=ip.InteractiveTB, stb=ip.SyntaxTB,
-        shell_dict=dict(vars(ip)), ip_displayhook=ip.displayhook, display_pub=ip.display_pub,
-        events={k: list(v) for k, v in ip.events.callbacks.items()},
-    )
+    pristine = dict(vars(builtins))
     stash = {}
-    shell_keys = ("showtraceback", "_showtraceback", "showsyntaxerror", "run_cell", "run_cell_async",
-                  "run_ast_nodes", "run_code", "transform_cell", "transform_ast", "excepthook",
-                  "get_exception_only", "should_run_async", "CustomTB", "InteractiveTB", "SyntaxTB")
-
-    def restorable(v):
-        # functions, classes and descriptors are restored; plain data a library may legitimately
-        # update at run time (caches, defaults) is left alone
-        return callable(v) or isinstance(v, (property, staticmethod, classmethod))
-
-    def learner_made(v):
-        return getattr(v, "__module__", None) == "__main__"
-
-    def restore_dict(obj, saved):
-        cur = vars(obj)
-        for k in [k for k in cur if k not in saved and learner_made(cur[k])]:
-            try:
-                delattr(obj, k)
-            except (AttributeError, TypeError):
-                pass
-        for k, v in saved.items():
-            if cur.get(k, saved) is not v and restorable(v):
-                try:
-                    setattr(obj, k, v)
-                except (AttributeError, TypeError):
-                    pass
 
     def guard(index, after=False):
         ns = ip.user_ns
-        if after:
+        if after:  # hand the learner's own names back
             for k, v in list(stash.items()):
-                if k not in ns:
+                if k not in ns or ns[k] is aliases.get(k):
                     ns[k] = v
             stash.clear()
             return
-        sys.settrace(None); sys.setprofile(None)
-        threading.settrace(None); threading.setprofile(None)
-        sys.excepthook = pristine["excepthook"]; sys.displayhook = pristine["displayhook"]
-        sys.breakpointhook = pristine["breakpointhook"]
-        sys.stdout = pristine["stdout"]; sys.stderr = pristine["stderr"]
-        bd = module_dicts["builtins"]
-        for k in [k for k in vars(builtins) if k not in bd]:
-            delattr(builtins, k)
-        for k, v in bd.items():
-            if vars(builtins).get(k, bd) is not v:
-                setattr(builtins, k, v)
-        ns["__builtins__"] = builtins
-        for n, m in modules.items():
-            if n != "builtins":
-                if sys.modules.get(n) is not m:
-                    sys.modules[n] = m
-                restore_dict(m, module_dicts[n])
-        for c, saved in class_dicts:
-            restore_dict(c, saved)
-        if ip.input_transformer_manager is not pristine["itm"]:
-            ip.input_transformer_manager = pristine["itm"]
-        pristine["post_obj"][:] = pristine["post"]; ip.input_transformers_post = pristine["post_obj"]
-        pristine["cleanup_obj"][:] = pristine["cleanup"]
-        ip.input_transformers_cleanup[:] = pristine["cleanup"]
-        ip.ast_transformers = list(pristine["ast"])
-        ip.custom_exceptions = ()
-        d = vars(ip)
-        for k in shell_keys:
-            if k in d and k not in pristine["shell_dict"]:
-                del d[k]
-            elif k in pristine["shell_dict"] and d.get(k) is not pristine["shell_dict"][k]:
-                d[k] = pristine["shell_dict"][k]
-        ip.displayhook = pristine["ip_displayhook"]; ip.display_pub = pristine["display_pub"]
-        for event, cbs in ip.events.callbacks.items():
-            cbs[:] = [cb for cb in cbs if cb in pristine["events"].get(event, []) or
-                      getattr(cb, "__module__", "__main__") not in ("__main__", None)]
-        for k in [k for k in shadow_names if k in ns and k in bd and ns[k] is not bd[k]]:
-            stash[k] = ns.pop(k)  # a learner's name shadowing a builtin the tests use: hidden from the test
-        for k, modname in aliases.items():
-            if k in ns and modname in modules and ns[k] is not modules[modname]:
+        for k in [k for k in shadow_names if k in ns and k in pristine and ns[k] is not pristine[k]]:
+            stash[k] = ns.pop(k)  # a name shadowing a builtin the tests use: hidden during the test
+        for k, module in aliases.items():
+            if k in ns and ns[k] is not module:
                 stash.setdefault(k, ns[k])
-                ns[k] = modules[modname]
-        with open(log_path, "a") as f:
-            f.write(f"guard {index}\n")
+                ns[k] = module
 
-    with open(log_path, "a") as f:
-        f.write("preamble\n")
     return guard
 
-{name} = _vae_grader_make({log!r}, {memory!r}, {shadow!r})
+{name} = _vae_grader_make({memory!r}, {shadow!r})
 del _vae_grader_make
-'''
+"""
 
 
-def runtime_preamble(name: str, log_path: str, memory_bytes: int | None) -> str:
+def runtime_preamble(name: str, memory_bytes: int | None) -> str:
     """Source of the preamble cell; ``name`` is the per-run guard name (starts with ``_vae_grader``)."""
     if not name.startswith(GRADER_PREFIX):
         raise ValueError(f"guard name must start with {GRADER_PREFIX!r}, got {name!r}")
-    return _PREAMBLE.replace("{name}", name).replace("{log!r}", repr(str(log_path))).replace(
+    return _PREAMBLE.replace("{name}", name).replace(
         "{memory!r}", repr(int(memory_bytes) if memory_bytes else None)).replace(
         "{shadow!r}", repr(sorted(PROTECTED_BUILTINS)))
 
 
 def guard_cell_source(name: str, index: int, after: bool = False) -> str:
-    """Source of one guard cell placed before (or after) test cell number ``index``."""
+    """Source of one cell placed before (or after) test cell number ``index``."""
     tail = ", after=True" if after else ""
-    return f"# vae-course grader guard (graded copy only)\n{name}({index}{tail})"
+    return f"# vae-course grader (graded copy only): your names that shadow builtins step aside during the test\n{name}({index}{tail})"
 
 
 def guard_name(nonce: str) -> str:
