@@ -261,3 +261,16 @@ def git_notebooks() -> list[Path]:
         return [REPO / line for line in out.stdout.splitlines() if line.strip()]
     except (OSError, subprocess.CalledProcessError):
         return sorted([*REPO.glob("solutions/*/*.ipynb"), *REPO.glob("lessons/*/*.ipynb")])
+
+
+def graded_cell_after(solution: nbformat.NotebookNode | Path, exercise: str) -> str:
+    """The grade_id of the test cell that follows the answer cell ``exercise``."""
+    sol = nbformat.read(solution, as_version=4) if isinstance(solution, (str, Path)) else solution
+    seen = False
+    for cell in sol.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") == exercise:
+            seen = True
+        elif seen and meta.get("grade") and not meta.get("solution"):
+            return meta["grade_id"]
+    raise AssertionError(f"no test cell after {exercise}")

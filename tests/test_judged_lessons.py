@@ -36,3 +36,83 @@ def test_the_judge_gives_the_solution_full_marks_and_the_stub_zero(tmp_path, mon
     stub = grade_lesson(course_lesson, lesson.release, GradeOptions(timeout=300))
     assert stub.status == "graded", stub.message
     assert [e.grade_id for e in stub.exercises if e.points > 0] == [], "the released stub must score 0 on every test"
+
+
+# --- the exercises judged by reports: another correct answer keeps its points, a wrong one with the
+# kernel's checks switched off gets none ------------------------------------------------------------
+
+ALTERNATIVES = {  # correct answers written differently from the solution (other draws, other signs)
+    "01": ("ex3_pca_fit", (
+        "def pca_fit(X, k):\n"
+        "    mean = X.mean(0)\n"
+        "    evals, evecs = torch.linalg.eigh((X - mean).T @ (X - mean))   # ascending; signs arbitrary\n"
+        "    return mean, -evecs.flip(-1)[:, :k]\n")),
+    "02": ("ex2_kl_monte_carlo", (
+        "def kl_monte_carlo(mu_q, logvar_q, mu_p, logvar_p, n_samples, generator=None):\n"
+        "    sq, sp = (0.5 * logvar_q).exp().unsqueeze(-2), (0.5 * logvar_p).exp().unsqueeze(-2)\n"
+        "    mq, mp = mu_q.unsqueeze(-2), mu_p.unsqueeze(-2)\n"
+        "    eps = torch.randn(tuple(mu_q.shape[:-1]) + (n_samples, mu_q.shape[-1]), generator=generator, dtype=mu_q.dtype)\n"
+        "    z = mq + sq * eps                                   # samples on dim -2 instead of dim 0\n"
+        "    log_q = (-0.5 * ((z - mq) / sq) ** 2 - sq.log()).sum(-1)\n"
+        "    log_p = (-0.5 * ((z - mp) / sp) ** 2 - sp.log()).sum(-1)\n"
+        "    return (log_q - log_p).mean(-1)\n")),
+    "04": ("ex2_train_step", (
+        "def train_step(model, optimizer, x, beta=1.0):\n"
+        "    optimizer.zero_grad(set_to_none=False)\n"
+        "    terms = model.elbo(x, beta=beta)\n"
+        "    terms.loss.backward()\n"
+        "    value = float(terms.loss.detach())\n"
+        "    optimizer.step()\n"
+        "    return value\n")),
+}
+WRONG = {  # wrong answers that the kernel's own checks would catch, if they were allowed to
+    "01": "def pca_fit(X, k):\n    _, _, Vh = torch.linalg.svd(X, full_matrices=False)   # not centred\n    return X.mean(0), Vh[:k].T\n",
+    "02": ("def kl_monte_carlo(mu_q, logvar_q, mu_p, logvar_p, n_samples, generator=None):\n"
+           "    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0).sum(-1)\n"
+           "    return kl + 1e-3 * torch.randn(kl.shape, generator=generator, dtype=kl.dtype) / math.sqrt(n_samples)\n"),
+    "04": ("def train_step(model, optimizer, x, beta=1.0):\n"
+           "    loss = model.elbo(x, beta=beta).loss          # no zero_grad: gradients pile up\n"
+           "    loss.backward()\n    optimizer.step()\n    return loss.item()\n"),
+}
+
+
+def _with_answer(nb, exercise, source, swallow=False):
+    nb = nbformat.from_dict(nb)
+    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == exercise]
+    cell.source = source
+    if swallow:  # every error in every later cell is swallowed: the kernel's asserts can no longer fail
+        from adversarial.builders import CASES
+        nb.cells.insert(2, nbformat.v4.new_code_cell(CASES["ast_transformer"][1]))
+    return nb
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+@pytest.mark.parametrize("number", sorted(ALTERNATIVES))
+def test_reports_keep_another_correct_answer_and_fail_a_wrong_one_the_kernel_let_through(tmp_path, monkeypatch, number):
+    monkeypatch.setenv("VAE_COURSE_QUICK", "1")
+    lesson = next(ls for ls in LESSONS if ls.number == number)
+    root = tmp_path / "course"
+    shutil.copytree(lesson.solution_dir, root / "solutions" / lesson.name)
+    shutil.copy2(h.REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    course_lesson = Lesson(lesson.name, root)
+    honest = h.answer_exercises(lesson.release, lesson.solution)
+    exercise, source = ALTERNATIVES[number]
+    test_id = h.graded_cell_after(lesson.solution, exercise)
+
+    def grade(nb, name, **options):
+        path = tmp_path / name / lesson.filename
+        path.parent.mkdir()
+        nbformat.write(nb, path)
+        res = grade_lesson(course_lesson, path, GradeOptions(timeout=300, **options))
+        assert res.status == "graded", res.message
+        return {e.grade_id: e for e in res.exercises}
+
+    other = grade(_with_answer(honest, exercise, source), "other")
+    assert all(e.passed for e in other.values()), [(g, e.message) for g, e in other.items() if not e.passed]
+    cheat = _with_answer(honest, exercise, WRONG[number], swallow=True)
+    judged = grade(cheat, "cheat")
+    assert not judged[test_id].passed and "judged against the course's solution" in judged[test_id].message
+    assert all(e.passed for g, e in judged.items() if g != test_id)
+    control = grade(cheat, "control", judge=False)  # the kernel alone is fooled
+    assert control[test_id].passed
