@@ -60,8 +60,10 @@ class KnownPosteriorVAE(VAE):
 
     def __init__(self):
         super().__init__(VAEConfig(input_shape=SHAPE, latent_dim=4, hidden=(8,)))
+        self.batch_sizes: list[int] = []
 
     def encode(self, x):
+        self.batch_sizes.append(x.shape[0])
         flat = x.flatten(1)  # (B, C, H, W) -> (B, CHW)
         m = flat.mean(1)
         mu = torch.stack([10 * m, torch.zeros_like(m), 0.01 * flat[:, 0], m + 1], dim=1)
@@ -125,6 +127,8 @@ def test_bits_are_nats_over_ln2_and_summary_is_the_mean():
     bits = rate_distortion_per_example(model, x, unit="bits", seed=1)
     for a, b in zip(nats, bits):
         torch.testing.assert_close(b, a / math.log(2.0), rtol=1e-12, atol=0)
+    default = rate_distortion_per_example(model, x).distortion  # seed 0 by default
+    torch.testing.assert_close(default, _reference(model, x, 1, seed=0)[1], rtol=1e-5, atol=1e-6)
     summary = rate_distortion(model, x, unit="bits", seed=1)
     assert summary == {"rate": float(bits.rate.mean()), "distortion": float(bits.distortion.mean()),
                        "elbo": float(bits.elbo.mean())}
@@ -151,11 +155,12 @@ def test_dynamic_dataset_is_binarized_once_with_the_eval_seed():
 def test_rate_distortion_runs_in_eval_mode_and_restores_it():
     model, x = _vae(), _images(4)
     seen = []
-    model.register_forward_pre_hook(lambda m, a: seen.append((m.training, torch.is_grad_enabled())))
-    model.encoder.register_forward_pre_hook(lambda m, a: seen.append((m.training, torch.is_grad_enabled())))
+    for part in (model.encoder, model.decoder):
+        part.register_forward_pre_hook(lambda m, a: seen.append((m.training, torch.is_grad_enabled())))
     model.train()
-    rate_distortion(model, x)
-    assert seen and all(s == (False, False) for s in seen), seen
+    rate_distortion(model, x)  # encoder and decoder
+    kl_per_dim(model, x)  # encoder
+    assert len(seen) == 3 and all(s == (False, False) for s in seen), seen
     assert model.training
 
 
@@ -179,7 +184,7 @@ def test_rate_needs_a_gaussian_encoder():
     with pytest.raises(ValueError, match=r"must return \(mu, logvar\) .* got Tensor; .* not a plain AutoEncoder"):
         rate_distortion(ae, _images(3))
     with pytest.raises(ValueError, match=r"not a plain AutoEncoder"):
-        kl_per_dim(ae, _images(3))
+        kl_per_dim(ae, _images(2))  # two examples: a (2, D) code must not pass for a (mu, logvar) pair
 
     class Flat(VAE):
         def encode(self, x):
@@ -227,6 +232,7 @@ def test_known_posterior_means_give_the_right_counts_and_kl():
     assert row.epoch == 7 and row.active_units == 1
     torch.testing.assert_close(row.kl_per_dim, ref_kl, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(row.variances, var.float(), rtol=1e-4, atol=1e-9)
+    assert model.batch_sizes == [4, 4, 2] * 2  # active units, then KL per dim, each in batches of batch_size
     # threshold 0 counts every dimension whose mean moves at all (dims 0, 2, 3); the callback never stops fit
     zero = ActiveUnitsMonitor(x, threshold=0.0)
     assert zero(1, model) is None
@@ -260,6 +266,11 @@ def test_monitor_refuses_bad_arguments():
         ActiveUnitsMonitor(_images(5), n=0)
     with pytest.raises(ValueError, match=r"threshold must be a number >= 0 .* got -1"):
         ActiveUnitsMonitor(_images(5), threshold=-1)
+    with pytest.raises(ValueError, match=r"threshold must be a number >= 0 .* got True"):
+        ActiveUnitsMonitor(_images(5), threshold=True)
+    with pytest.raises(ValueError, match=r"threshold must be a number >= 0 .* got '0.01'"):
+        ActiveUnitsMonitor(_images(5), threshold="0.01")
+    assert ActiveUnitsMonitor(_images(5), n=2).images.shape[0] == 2  # two examples are enough for a variance
     with pytest.raises(ValueError, match=r"batch_size must be a positive int .* got 0"):
         ActiveUnitsMonitor(_images(5), batch_size=0)
     with pytest.raises(ValueError, match=r"recorded nothing yet; pass it to fit"):
@@ -286,15 +297,17 @@ def test_beta_sweep_trains_one_model_per_beta_from_the_same_start():
         assert p.rate == pytest.approx(rate_distortion(p.model, test, n_samples=2, seed=1)["rate"], rel=1e-12)
         assert p.distortion == pytest.approx(rate_distortion(p.model, test, n_samples=2, seed=1)["distortion"], rel=1e-12)
         assert p.elbo == pytest.approx(-(p.rate + p.distortion), rel=1e-12)
-        assert len(p.history.epoch) == 4
+        assert len(p.history.epoch) == 4 and math.isfinite(p.history.test_elbo[-1])  # fit saw the test set
     # beta = 8 charges the KL 80 times more than beta = 0.1: after 4 epochs its rate is far lower
     assert points[1].rate < 0.5 * points[0].rate, [(p.rate, p.distortion) for p in points]
     # deterministic: a second sweep gives the same numbers
     again = beta_sweep(make_model, train, test, config, [0.1], n_samples=2, seed=1)
     assert (again[0].rate, again[0].distortion) == (points[0].rate, points[0].distortion)
     # evaluated on train when there is no test set
-    (on_train,) = beta_sweep(make_model, train, None, replace(config, epochs=1), [1.0], unit="bits")
-    assert on_train.rate == pytest.approx(rate_distortion(on_train.model, train, unit="bits")["rate"], rel=1e-12)
+    (on_train,) = beta_sweep(make_model, train, None, replace(config, epochs=1), [0.0], unit="bits")  # beta 0 is allowed
+    assert on_train.beta == 0.0
+    want = rate_distortion(on_train.model, train, unit="bits")  # and the defaults are rate_distortion's: 1 sample, seed 0
+    assert (on_train.rate, on_train.distortion) == pytest.approx((want["rate"], want["distortion"]), rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,7 @@ def test_discretize_matches_disentanglement_libs_histogram_binning():
     codes = np.stack([rng.normal(size=1000), rng.exponential(size=1000), rng.uniform(-3, 7, size=1000)], 1)
     got = discretize(torch.from_numpy(codes), n_bins=20)
     assert got.shape == (1000, 3) and got.dtype == torch.int64
+    assert torch.equal(discretize(codes), got)  # 20 bins by default, as disentanglement_lib
     for j in range(3):
         ref = np.digitize(codes[:, j], np.histogram(codes[:, j], 20)[1][:-1]) - 1  # disentanglement_lib, 0-based
         np.testing.assert_array_equal(got[:, j].numpy(), ref)
@@ -100,6 +101,8 @@ def test_mutual_info_exact_values():
     u = torch.arange(4).repeat(3)[:, None]  # uniform over 4 values
     torch.testing.assert_close(mutual_info_matrix(torch.cat([u, u // 2], 1), u),
                                torch.tensor([[LOG4], [LOG2]], dtype=torch.float64), rtol=1e-12, atol=1e-15)
+    once = torch.arange(3)[:, None]  # every value seen once: cells with a count of 1 count too
+    assert float(mutual_info_matrix(once, once)) == pytest.approx(LOG3, rel=1e-12)
 
 
 def test_mutual_info_matrix_matches_independent_plugin_estimates():
@@ -118,10 +121,24 @@ def test_mutual_info_matrix_matches_independent_plugin_estimates():
 
 # ----------------------------------------------------------------------------- normalised gap and MIG
 def test_normalized_gap_exact():
-    mi = torch.tensor([[LOG4, 0.0], [LOG2, LOG3], [0.0, 0.1]], dtype=torch.float64)
-    got = normalized_gap(mi, torch.tensor([LOG4, LOG3], dtype=torch.float64))
-    # factor 0: (log 4 - log 2) / log 4 = 1/2; factor 1: (log 3 - 0.1) / log 3
-    torch.testing.assert_close(got, torch.tensor([0.5, (LOG3 - 0.1) / LOG3], dtype=torch.float64), rtol=1e-12, atol=0)
+    mi = torch.tensor([[LOG4, 0.0, 0.2], [LOG2, LOG3, LOG2], [0.0, 0.1, 0.0]], dtype=torch.float64)
+    got = normalized_gap(mi, torch.tensor([LOG4, LOG3, LOG2], dtype=torch.float64))
+    # (log 4 - log 2) / log 4 = 1/2; (log 3 - 0.1) / log 3; a binary factor (H < 1 nat): (log 2 - 0.2) / log 2
+    want = torch.tensor([0.5, (LOG3 - 0.1) / LOG3, (LOG2 - 0.2) / LOG2], dtype=torch.float64)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    # two latents are enough
+    torch.testing.assert_close(normalized_gap(mi[:2], torch.tensor([LOG4, LOG3, LOG2], dtype=torch.float64)),
+                               torch.tensor([0.5, 1.0, (LOG2 - 0.2) / LOG2], dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+def test_mig_is_zero_when_a_factor_lives_in_two_latents():
+    v = _factors(n=1000, k=2)
+    report = mig_report(torch.cat([v, v], 1).double(), v)  # each factor copied into two latents
+    assert report.score == 0.0  # the gap punishes the duplicate, though each latent knows all of it
+    for row in report.rows:
+        assert row.mi == pytest.approx(row.entropy, rel=1e-12) and row.runner_up_mi == pytest.approx(row.entropy, rel=1e-12)
+    # with two latents only, J = 2, the score is defined as well
+    assert mig_report(v[:, :1].repeat(1, 2).double(), v[:, :1]).score == 0.0
 
 
 def test_mig_exact_for_a_hand_made_code():
@@ -166,6 +183,7 @@ def test_mig_is_invariant_to_latent_order_and_affine_rescaling():
     v = _factors(n=2000, k=3)
     codes = v.double() + torch.randn(2000, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     base = mig(codes, v)
+    assert base == mig_report(codes, v, n_bins=20).score and mig(codes, v, n_bins=21) != base  # 20 bins by default
     assert 0.05 < base < 0.95  # a partly disentangled code, so the invariances are not trivial
     assert mig(codes[:, [2, 0, 1]], v) == base
     assert mig(codes * 4.0 + 8.0, v) == base  # exact in floating point: powers of two
@@ -220,6 +238,8 @@ def test_pieces_refuse_bad_inputs():
         normalized_gap(torch.ones(1, 3), torch.ones(3))
     with pytest.raises(ValueError, match=r"entropies must be a tensor \(3,\), one H\(v_k\) per column of mi, got \(2,\)"):
         normalized_gap(torch.ones(2, 3), torch.ones(2))
+    with pytest.raises(ValueError, match=r"entropies must be a tensor \(1,\), .* got list"):
+        normalized_gap(torch.ones(2, 1), [1.0])
     with pytest.raises(ValueError, match=r"must not contain NaN"):
         normalized_gap(torch.tensor([[1.0], [float("nan")]]), torch.ones(1))
     with pytest.raises(ValueError, match=r"must not contain NaN"):
@@ -236,6 +256,8 @@ def test_report_prints_which_latent_captures_which_factor():
     text = str(report)
     lines = text.splitlines()
     assert lines[0].startswith(f"MIG = {report.score:.3f}") and "2000 examples, 20 bins" in lines[0]
+    assert lines[1].split() == ["factor", "H(v)", "best", "z", "I(z;v)", "I/H", "2nd", "z", "I(z;v)", "gap"]
+    assert torch.equal(report.entropies, discrete_entropy(v)) and torch.equal(report.mi, mutual_info_matrix(discretize(codes), v))
     h = discrete_entropy(v)
     assert lines[2].split()[:3] == ["shape", f"{float(h[0]):.3f}", "2"]  # shape lives in latent 2
     assert lines[3].split()[:3] == ["scale", f"{float(h[1]):.3f}", "1"]

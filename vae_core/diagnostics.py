@@ -33,6 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from .metrics import _batches, _check_pos_int, _EvalMode, _images, _model_device, active_units
+from .train import History, TrainConfig, fit
+from .utils import seed_everything
 
 __all__ = [
     "UNITS",
@@ -265,14 +267,14 @@ class RDPoint:
     distortion: float  # mean -E_q log p(x|z), same unit
     elbo: float  # -(rate + distortion)
     model: nn.Module  # the trained model, in eval mode (show its reconstructions)
-    history: object  # the vae_core.train.History of its run
+    history: History  # the record of its training run
 
 
 def beta_sweep(
     make_model: Callable[[], nn.Module],
     train: object,
     test: object | None,
-    config: object,
+    config: TrainConfig,
     betas: Sequence[float],
     unit: str = "nats",
     n_samples: int = 1,
@@ -295,9 +297,6 @@ def beta_sweep(
     Returns:
         ``[RDPoint(beta, rate, distortion, elbo, model, history), ...]``, one per beta.
     """
-    from .train import TrainConfig, fit  # here, not at the top: metrics-level modules stay free of the training loop
-    from .utils import seed_everything
-
     if not callable(make_model):
         raise ValueError(f"make_model must be a function returning a fresh model, got {type(make_model).__name__}; "
                          f"e.g. lambda: VAE(VAEConfig(latent_dim=10))")
