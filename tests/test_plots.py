@@ -25,7 +25,9 @@ from vae_core.plots import (  # noqa: E402
     interpolation_rows,
     latent_scatter,
     loss_curves,
+    kl_per_dim_bars,
     manifold,
+    rate_distortion_plane,
     traversal_grid,
 )
 
@@ -221,3 +223,50 @@ def test_no_figures_leak():
         image_grid(torch.rand(4, 1, 3, 3))
         loss_curves(_history())
     assert len(plt.get_fignums()) == before
+
+
+def test_rate_distortion_plane_draws_points_by_beta_and_the_elbo_line_through_beta_1():
+    pts = [(4.0, 5.0, 120.0), (0.5, 30.0, 80.0), (1.0, 20.0, 90.0)]  # unsorted on purpose
+    fig = rate_distortion_plane(pts)
+    ax = fig.axes[0]
+    path, elbo_line = ax.lines
+    np.testing.assert_array_equal(path.get_xdata(), [30.0, 20.0, 5.0])  # sorted by beta: 0.5, 1, 4
+    np.testing.assert_array_equal(path.get_ydata(), [80.0, 90.0, 120.0])
+    x, y = elbo_line.get_xdata(), elbo_line.get_ydata()
+    np.testing.assert_allclose(x + y, 110.0)  # R + D = 20 + 90 along the whole line
+    assert "110.0" in elbo_line.get_label()
+    assert sorted(t.get_text() for t in ax.texts) == ["β=0.5", "β=1", "β=4"]
+    (scatter,) = ax.collections
+    np.testing.assert_array_equal(scatter.get_offsets(), [[30.0, 80.0], [20.0, 90.0], [5.0, 120.0]])
+
+
+def test_rate_distortion_plane_takes_rdpoints_and_refuses_bad_input():
+    pts = [SimpleNamespace(beta=b, rate=r, distortion=d) for b, r, d in [(1.0, 2.0, 3.0), (2.0, 1.0, 4.0)]]
+    assert len(rate_distortion_plane(pts, elbo_through=None).axes[0].lines) == 1
+    with pytest.raises(ValueError, match="no point has beta = 3"):
+        rate_distortion_plane(pts, elbo_through=3.0)
+    with pytest.raises(ValueError, match="at least one"):
+        rate_distortion_plane([])
+    with pytest.raises(ValueError, match="finite"):
+        rate_distortion_plane([(1.0, float("nan"), 2.0)])
+    with pytest.raises(ValueError, match="RDPoint or a"):
+        rate_distortion_plane([(1.0, 2.0)])
+
+
+def test_kl_per_dim_bars_sorts_each_model_and_draws_one_bar_per_dimension():
+    kl = {"a": torch.tensor([0.0, 3.0, 1.0]), "b": [2.0, 0.5, 0.25]}
+    fig = kl_per_dim_bars(kl, threshold=0.5)
+    ax = fig.axes[0]
+    a_bars, b_bars = ax.containers
+    np.testing.assert_allclose([r.get_height() for r in a_bars], [3.0, 1.0, 1e-4])  # 0 drawn at the log floor
+    np.testing.assert_allclose([r.get_height() for r in b_bars], [2.0, 0.5, 0.25])
+    (line,) = ax.lines
+    assert list(line.get_ydata()) == [0.5, 0.5] and ax.get_yscale() == "log"
+    unsorted = kl_per_dim_bars(kl, sort=False).axes[0].containers[0]
+    np.testing.assert_allclose([r.get_height() for r in unsorted], [1e-4, 3.0, 1.0])
+    with pytest.raises(ValueError, match="same number of latent dimensions"):
+        kl_per_dim_bars({"a": [1.0, 2.0], "b": [1.0]})
+    with pytest.raises(ValueError, match="non-empty dict"):
+        kl_per_dim_bars({})
+    with pytest.raises(ValueError, match=r"must have shape \(D,\)"):
+        kl_per_dim_bars({"a": [[1.0]]})

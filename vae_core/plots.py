@@ -34,6 +34,8 @@ __all__ = [
     "manifold",
     "traversal_grid",
     "interpolation_rows",
+    "rate_distortion_plane",
+    "kl_per_dim_bars",
 ]
 
 _CELL_INCHES = 0.45  # display size of one image in a grid
@@ -365,3 +367,115 @@ def interpolation_rows(images_rows, labels: Sequence[str] | None = None, title: 
     if title:
         fig.suptitle(title)
     return fig
+
+
+# ----------------------------------------------------------------------------- rate and distortion
+def _rd_triples(points) -> list[tuple[float, float, float]]:
+    """``RDPoint``-like objects (``.beta``, ``.rate``, ``.distortion``) or ``(beta, rate, distortion)``
+    tuples -> float triples sorted by beta."""
+    out = []
+    for p in points:
+        if all(hasattr(p, a) for a in ("beta", "rate", "distortion")):
+            t = (p.beta, p.rate, p.distortion)
+        elif isinstance(p, (tuple, list)) and len(p) == 3:
+            t = tuple(p)
+        else:
+            raise ValueError(f"each point must be an RDPoint or a (beta, rate, distortion) tuple, got {p!r}")
+        t = tuple(float(v) for v in t)
+        if not all(math.isfinite(v) for v in t):
+            raise ValueError(f"beta, rate and distortion must be finite numbers, got {t}")
+        out.append(t)
+    if not out:
+        raise ValueError("points must hold at least one (beta, rate, distortion) point")
+    return sorted(out)
+
+
+def rate_distortion_plane(points, elbo_through: float | None = 1.0, unit: str = "nats",
+                          title: str | None = None, ax: Axes | None = None) -> Figure:
+    """Models on the rate-distortion plane (Alemi et al. 2018, Fig. 1): rate R on x, distortion D on y.
+
+    Each point is labelled with its beta and the points are joined in order of beta. Lines of
+    constant ELBO are the lines ``R + D = const`` (slope -1): a dotted one passes through the point
+    trained with ``beta = elbo_through`` (default 1, the ELBO's own weight), so every model above it
+    has a worse ELBO and every model below a better one.
+
+    Args:
+        points: ``RDPoint``s (``vae_core.diagnostics.beta_sweep``) or ``(beta, rate, distortion)`` tuples.
+        elbo_through: the beta whose point the constant-ELBO line passes through; None draws none.
+        unit: axis label unit, "nats" or "bits".
+
+    Returns:
+        The ``Figure`` (one axes, or ``ax.figure``).
+    """
+    pts = _rd_triples(points)
+    if ax is None:
+        fig = _figure((5.2, 4.2))
+        ax = fig.add_subplot()
+    betas, rates, dists = (np.array(v) for v in zip(*pts))
+    ax.plot(rates, dists, "-", color="0.6", zorder=1)
+    ax.scatter(rates, dists, c=np.log10(np.maximum(betas, 1e-12)), cmap="viridis", s=40, zorder=2)
+    for b, r, d in pts:
+        ax.annotate(f"β={b:g}", (r, d), textcoords="offset points", xytext=(6, 4), fontsize="small")
+    if elbo_through is not None:
+        match = [(r, d) for b, r, d in pts if math.isclose(b, elbo_through)]
+        if not match:
+            raise ValueError(f"no point has beta = {elbo_through:g} for the constant-ELBO line; betas: {betas.tolist()}")
+        r1, d1 = match[0]
+        c = r1 + d1  # -ELBO of that model: the line R + D = c
+        span = np.array([0.0, max(rates.max(), c) * 1.05])
+        ax.plot(span, c - span, ":", color="k", zorder=0, label=f"R + D = {c:.1f} (ELBO of β={elbo_through:g})")
+        ax.legend(fontsize="small", loc="upper right")
+    pad_r, pad_d = 0.08 * (np.ptp(rates) or 1.0), 0.08 * (np.ptp(dists) or 1.0)
+    ax.set_xlim(max(0.0, rates.min() - pad_r) if rates.min() >= 0 else rates.min() - pad_r, rates.max() + 3 * pad_r)
+    ax.set_ylim(dists.min() - pad_d, dists.max() + pad_d)
+    ax.set_xlabel(f"rate R = KL(q(z|x) || p(z))  [{unit}]")
+    ax.set_ylabel(f"distortion D = -E log p(x|z)  [{unit}]")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def kl_per_dim_bars(kl: Mapping[str, object], threshold: float | None = None, sort: bool = True,
+                    title: str | None = None, ax: Axes | None = None) -> Figure:
+    """KL of every latent dimension for several models, side by side (one group of bars per dimension).
+
+    Args:
+        kl: ``{"model name": (D,) KL per dimension}`` (e.g. ``vae_core.diagnostics.kl_per_dim``), equal D.
+        threshold: draw a horizontal line at this KL (e.g. the free-bits lambda), or None.
+        sort: sort each model's dimensions from most to least KL (dimension indices are arbitrary;
+            sorted bars show how many carry information).
+
+    Returns:
+        The ``Figure`` (one axes, or ``ax.figure``); a log-scaled y axis shows collapsed dimensions too.
+    """
+    if not isinstance(kl, Mapping) or len(kl) == 0:
+        raise ValueError("kl must be a non-empty dict {model name: (D,) KL per dimension}")
+    rows = {}
+    for name, v in kl.items():
+        a = v.detach().double().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=float)
+        if a.ndim != 1 or a.size == 0:
+            raise ValueError(f"kl[{name!r}] must have shape (D,), got {a.shape}")
+        rows[name] = np.sort(a)[::-1] if sort else a
+    sizes = {a.size for a in rows.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"every model must have the same number of latent dimensions, got {sorted(sizes)}")
+    d, k = sizes.pop(), len(rows)
+    if ax is None:
+        fig = _figure((max(5.0, 0.35 * d * max(1, k) / 2 + 2), 3.4))
+        ax = fig.add_subplot()
+    width = 0.8 / k
+    x = np.arange(d)
+    for i, (name, a) in enumerate(rows.items()):
+        ax.bar(x + (i - (k - 1) / 2) * width, np.maximum(a, 1e-4), width=width, label=name)
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls=":", lw=1, label=f"{threshold:g} nats")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [str(i + 1) for i in x] if sort else [str(i) for i in x])
+    ax.set_xlabel("latent dimension, sorted by KL" if sort else "latent dimension")
+    ax.set_ylabel("mean KL per dimension [nats]")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3, axis="y")
+    if title:
+        ax.set_title(title)
+    return ax.figure
