@@ -179,6 +179,45 @@ VARIANTS = {
                 "    return MultivariateNormal(b, C).log_prob(x)\n"),
         },
     },
+    "06": {
+        "ex1_rate_distortion": {
+            "library KL": ("def rate_distortion_point(model, x, eps):\n"
+                           "    from vae_core import losses\n"
+                           "    with torch.no_grad():\n"
+                           "        mu, logvar = model.encode(x)\n"
+                           "        S, B, D = eps.shape\n"
+                           "        logits = model.decode((mu + (0.5 * logvar).exp() * eps).reshape(S * B, D))\n"
+                           "        nll = -losses.bernoulli_log_prob(logits, x.repeat(S, *[1] * (x.dim() - 1)))\n"
+                           "        return losses.kl_standard_normal(mu, logvar).mean().item(), nll.mean().item()\n"),
+        },
+        "ex2_active_units": {
+            "library": ("def active_units_from_means(mu, threshold=0.01):\n"
+                        "    from vae_core.metrics import active_units\n"
+                        "    class Means(torch.nn.Module):  # a 'model' whose encoder looks the means up by index\n"
+                        "        def encode(self, idx):\n"
+                        "            rows = mu[idx.flatten(1)[:, 0].long()]\n"
+                        "            return rows, torch.zeros_like(rows)\n"
+                        "    idx = torch.arange(len(mu), dtype=torch.float32).view(-1, 1, 1, 1)\n"
+                        "    n, activity = active_units(Means(), idx, threshold)\n"
+                        "    return n, activity.to(mu.dtype)\n"),
+        },
+        "ex3_kl_schedule": {
+            "library": ("def kl_weight_schedule(t, kind, beta=1.0, warmup=0.25, cycles=4, ratio=0.5):\n"
+                        "    from vae_core.train import TrainConfig, kl_weight\n"
+                        "    if kind not in ('constant', 'linear', 'cyclical'):\n"
+                        "        raise ValueError(kind)\n"
+                        "    cfg = TrainConfig(epochs=1000, beta=beta, kl_schedule=None if kind == 'constant' else kind,\n"
+                        "                      warmup_epochs=1000 * warmup, cycles=cycles, cycle_ratio=ratio)\n"
+                        "    return kl_weight(1000 * t, cfg)\n"),
+        },
+        "ex4_free_bits": {
+            "library": ("def free_bits_kl(mu, logvar, lam):\n"
+                        "    from vae_core import losses\n"
+                        "    x = torch.zeros(mu.shape[0], 1, dtype=mu.dtype)\n"
+                        "    t = losses.elbo(x, x, mu, logvar, free_bits=lam)   # loss = recon mean + free-bits KL\n"
+                        "    return t.loss - t.recon.mean()\n"),
+        },
+    },
 }
 CASES = [(lesson, ex, name) for lesson, exs in VARIANTS.items() for ex, names in exs.items() for name in names]
 

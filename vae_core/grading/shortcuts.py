@@ -96,6 +96,29 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         "python": frozenset({"vae_core.losses:kl_diag_gaussians", "vae_core.losses:kl_standard_normal",
                              "vae_core.losses:elbo", "torch.distributions.kl:kl_divergence"}),
     },
+    # lesson 06
+    "rate_distortion_point": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.diagnostics:rate_distortion", "vae_core.diagnostics:rate_distortion_per_example",
+                             "vae_core.diagnostics:kl_per_dim", "vae_core.diagnostics:_kl_per_dim",
+                             "vae_core.diagnostics:beta_sweep", "vae_core.losses:elbo", "vae_core.losses:kl_standard_normal",
+                             "vae_core.losses:kl_diag_gaussians", "vae_core.models:elbo", "vae_core.models:loss_terms",
+                             "vae_core.train:evaluate", "torch.distributions.kl:kl_divergence"}),
+    },
+    "active_units": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.metrics:active_units", "vae_core.diagnostics:__call__"}),
+    },
+    "kl_weight": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.train:kl_weight"}),
+    },
+    "free_bits": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.losses:elbo", "vae_core.losses:kl_standard_normal", "vae_core.losses:kl_diag_gaussians",
+                             "vae_core.diagnostics:kl_per_dim", "vae_core.diagnostics:_kl_per_dim",
+                             "vae_core.models:elbo", "vae_core.reference:elbo", "torch.distributions.kl:kl_divergence"}),
+    },
 }
 
 
