@@ -331,13 +331,19 @@ def test_history_pads_terms_that_an_epoch_did_not_report():
     h = History()
     h._append(1, {"recon": 1.0, "commit": 2.0}, {}, 0.5, 0.1)
     h._append(2, {"recon": 3.0, "commit": 4.0}, {"recon": 5.0, "commit": 6.0}, 1.0, 0.2)
-    nan = pytest.approx(math.nan, nan_ok=True)
-    assert h.as_dict() == {
-        "epoch": [1, 2], "train_recon": [1.0, 3.0], "train_kl": [nan, nan], "train_elbo": [nan, nan],
-        "test_recon": [nan, 5.0], "test_kl": [nan, nan], "test_elbo": [nan, nan], "beta": [0.5, 1.0],
-        "seconds": [0.1, 0.2], "train_commit": [2.0, 4.0], "test_commit": [nan, 6.0],
+    h._append(3, {"recon": 7.0, "commit": 8.0}, {}, 1.0, 0.3)
+    got = h.as_dict()
+    nan = math.nan
+    want = {
+        "epoch": [1, 2, 3], "train_recon": [1.0, 3.0, 7.0], "train_kl": [nan] * 3, "train_elbo": [nan] * 3,
+        "test_recon": [nan, 5.0, nan], "test_kl": [nan] * 3, "test_elbo": [nan] * 3, "beta": [0.5, 1.0, 1.0],
+        "seconds": [0.1, 0.2, 0.3], "train_commit": [2.0, 4.0, 8.0], "test_commit": [nan, 6.0, nan],
     }
-    assert len(h) == 2
+    assert list(got) == list(want)
+    for key, values in want.items():  # NaN (a float), not None: the columns stay plain floats
+        assert all(type(v) is type(w) for v, w in zip(got[key], values)), key
+        assert got[key] == pytest.approx(values, nan_ok=True), key
+    assert len(h) == 3
 
 
 # ------------------------------------------------------------------------------ errors

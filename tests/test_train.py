@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,6 +21,14 @@ from vae_core.models import VAE, AutoEncoder, VAEConfig, pytorch_examples_config
 from vae_core.train import History, TrainConfig, evaluate, fit, kl_weight, load_checkpoint, save_checkpoint
 
 DIGITS = VAEConfig(input_shape=(1, 8, 8), latent_dim=4, hidden=(64,))
+
+
+@pytest.fixture(autouse=True)
+def no_tqdm_monitor(monkeypatch):
+    """No tqdm monitor thread: in a forked process (mutmut's test runner) it can hang the exit."""
+    import tqdm
+
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +86,15 @@ def test_kl_weight_cyclical_restarts_at_zero_at_every_cycle_start(epochs, cycles
         assert kl_weight(float(t), cfg) == pytest.approx(want, abs=1e-12), f"epoch {t}"
 
 
+def test_kl_weight_cyclical_restarts_at_zero_despite_rounding():
+    # epochs=3, cycles=10: period 0.3; t = 0.1 * 3 = 0.30000000000000004 puts the position at
+    # 1.0000000000000002 cycles, a cycle start up to rounding: the weight is 0 there, not 4e-16.
+    cfg = TrainConfig(epochs=3, beta=1.0, kl_schedule="cyclical", cycles=10, cycle_ratio=0.5)
+    starts = [0.1 * 3 * k for k in (1, 2, 3, 4, 6, 8)]
+    assert [t * 10 / 3 == round(t * 10 / 3) for t in starts] == [False] * 6  # none is exact
+    assert [kl_weight(t, cfg) for t in starts] == [0.0] * 6
+
+
 def test_kl_weight_needs_a_train_config():
     with pytest.raises(ValueError, match="config must be a TrainConfig, got NoneType"):
         kl_weight(1.0, None)
@@ -98,11 +117,21 @@ def test_kl_weight_rejects_negative_time():
         ({"clip_grad": 0.0}, "clip_grad must be None or a positive float"),
         ({"device": "tpu"}, "device must be None, 'cpu' or 'cuda', got 'tpu'"),
         ({"seed": -1}, "seed must be a non-negative int"),
+        ({"lr": "0.1"}, "lr must be a positive float"),
+        ({"lr": True}, "lr must be a positive float"),
+        ({"lr": float("inf")}, "lr must be a positive float"),
+        ({"warmup_epochs": -1.0}, "warmup_epochs must be a float >= 0"),
+        ({"cycle_ratio": 1.5}, r"cycle_ratio must be in \(0, 1\]"),
     ],
 )
 def test_train_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_train_config_accepts_the_edges():
+    cfg = TrainConfig(cycle_ratio=1.0, warmup_epochs=0.0, free_bits=0.0, beta=0.0)
+    assert (cfg.cycle_ratio, cfg.warmup_epochs) == (1.0, 0.0)
 
 
 # ------------------------------------------------------------------------------------------ fit
@@ -206,8 +235,15 @@ def test_poisoned_batch_is_caught(digits):
 
 def test_callback_can_stop_training_and_clip_grad_runs(digits):
     train, _ = digits
-    history = fit(new_vae(), train.subset(64), None, quiet(epochs=5, clip_grad=1.0), callbacks=[lambda e, m, h: e == 2])
+    seen = []
+    model = new_vae()
+    start = time.perf_counter()
+    history = fit(model, train.subset(64), None, quiet(epochs=5, clip_grad=1.0),
+                  callbacks=[lambda e, m, h: seen.append((e, m, h, len(h))), lambda e, m, h: e == 2])
     assert history.epoch == [1, 2]
+    assert [(e, n) for e, _, _, n in seen] == [(1, 1), (2, 2)]
+    assert all(m is model and h is history for _, m, h, _ in seen)
+    assert all(0 < s < time.perf_counter() - start for s in history.seconds)
 
 
 def test_progress_bars_only_when_asked(digits, capsys):
@@ -215,7 +251,48 @@ def test_progress_bars_only_when_asked(digits, capsys):
     fit(new_vae(), train.subset(64), None, TrainConfig(epochs=1, batch_size=32, progress=False))
     assert capsys.readouterr().err == ""
     fit(new_vae(), train.subset(64), None, TrainConfig(epochs=1, batch_size=32, progress=True))
-    assert "epochs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "epochs" in err and "0/2 [" in err  # the epoch bar, and the batch bar knows its length
+
+
+def test_progress_bars_show_the_loss_and_the_bound(digits, capsys):
+    train, test = digits
+    cfg = TrainConfig(epochs=1, batch_size=32, progress=True)
+    history = fit(new_vae(), train.subset(64), test.subset(50), cfg)
+    err = capsys.readouterr().err
+    for part in ("epoch 1:", "batch/s", "epoch/s", f"train_elbo={history.train_elbo[-1]:.2f}",
+                 f"test_elbo={history.test_elbo[-1]:.2f}"):
+        assert part in err, part
+    torch.manual_seed(0)
+    history = fit(AutoEncoder(DIGITS), train.subset(64), test.subset(50), cfg)  # no ELBO: the reconstruction
+    err = capsys.readouterr().err
+    assert f"train_recon={history.train_recon[-1]:.2f}" in err and f"test_recon={history.test_recon[-1]:.2f}" in err
+    assert "elbo" not in err
+
+
+def test_fit_defaults_to_train_config(digits, capsys):
+    history = fit(new_vae(), digits[0].subset(20), None)  # TrainConfig(): 10 epochs of one batch, with bars
+    assert history.epoch == list(range(1, 11)) and "epochs" in capsys.readouterr().err
+
+
+def test_adam_is_fused_where_pytorch_has_it_and_plain_elsewhere(monkeypatch):
+    from vae_core import train as train_module
+
+    model = new_vae()
+    opt = train_module._adam(model, 0.02, torch.device("cpu"))
+    assert opt.defaults["fused"] is True and opt.defaults["lr"] == 0.02
+    assert [p for g in opt.param_groups for p in g["params"]] == list(model.parameters())
+    real = torch.optim.Adam
+
+    def no_fused(params, lr, **kw):
+        if kw.get("fused"):
+            raise RuntimeError("fused=True requires all the params to be floating point Tensors of supported devices")
+        return real(params, lr=lr, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", no_fused)
+    opt = train_module._adam(model, 0.02, torch.device("cpu"))
+    assert not opt.defaults["fused"] and opt.defaults["lr"] == 0.02
+    assert [p for g in opt.param_groups for p in g["params"]] == list(model.parameters())
 
 
 def test_fit_rejects_bad_inputs(digits):
@@ -228,6 +305,14 @@ def test_fit_rejects_bad_inputs(digits):
         fit(torch.nn.Linear(2, 2), train, None, quiet())
     with pytest.raises(ValueError, match="config must be a TrainConfig"):
         fit(new_vae(), train, None, {"epochs": 1})
+    with pytest.raises(ValueError, match=r"train images must be a non-empty \(N, C, H, W\) tensor, got \(0, 1, 8, 8\)"):
+        fit(new_vae(), train.images[:0], None, quiet())
+
+
+def test_fit_takes_any_object_with_images(digits):
+    train, test = digits
+    history = fit(new_vae(), SimpleNamespace(images=train.images[:1]), SimpleNamespace(images=test.images[:1]), quiet(epochs=1))
+    assert len(history) == 1 and not math.isnan(history.test_elbo[0])  # one example is a dataset too
 
 
 def test_evaluate_matches_a_direct_computation(digits):
@@ -254,7 +339,7 @@ def test_checkpoint_round_trip_is_exact(tmp_path, kind, arch):
     torch.manual_seed(0)
     model = kind(dataclasses.replace(DIGITS, arch=arch, hidden=(32, 16), likelihood="gaussian", gaussian_logvar=-2.0))
     extra = {"history": History(epoch=[1], train_elbo=[-1.5]).as_dict(), "note": "digits", "t": torch.arange(3)}
-    path = save_checkpoint(tmp_path / "runs" / "model.pt", model, extra=extra)
+    path = save_checkpoint(tmp_path / "runs" / "lesson" / "model.pt", model, extra=extra)
     loaded, extra2 = load_checkpoint(path, device="cpu")
     assert type(loaded) is kind and loaded.config == model.config and not loaded.training
     assert extra2["history"] == extra["history"] and extra2["note"] == "digits" and torch.equal(extra2["t"], extra["t"])
@@ -262,7 +347,9 @@ def test_checkpoint_round_trip_is_exact(tmp_path, kind, arch):
     assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
     z = torch.randn(5, 4)
     assert torch.equal(loaded.decode(z), model.decode(z))
-    assert not (tmp_path / "runs" / "model.pt.tmp").exists()
+    assert not (tmp_path / "runs" / "lesson" / "model.pt.tmp").exists()
+    bare = save_checkpoint(tmp_path / "bare.pt", model)
+    assert torch.load(bare, weights_only=True)["extra"] == {}
 
 
 def test_missing_checkpoint(tmp_path):
@@ -288,6 +375,11 @@ def test_corrupt_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="could not read"):  # weights_only refuses arbitrary classes
         load_checkpoint(unsafe)
     payload = torch.load(good, weights_only=True)
+    for key, value in (("format", "other/9"), ("model", "GAN")):
+        wrong = tmp_path / f"wrong_{key}_value.pt"
+        torch.save({**payload, key: value}, wrong)
+        with pytest.raises(ValueError, match=r"has format .* / model .*; expected 'vae_core.checkpoint/1' with one of \['AutoEncoder', 'VAE'\]"):
+            load_checkpoint(wrong)
     for key, value in (("state_dict", [torch.zeros(2)]), ("config", ["latent_dim", 4])):
         wrong = tmp_path / f"wrong_{key}.pt"
         torch.save({**payload, key: value}, wrong)
@@ -298,4 +390,14 @@ def test_corrupt_checkpoints(tmp_path):
 def test_checkpoint_refuses_unloadable_extra(tmp_path):
     with pytest.raises(ValueError, match=r"extra\['cfg'\] is a TrainConfig, which torch.load\(weights_only=True\) cannot read back"):
         save_checkpoint(tmp_path / "m.pt", new_vae(), extra={"cfg": TrainConfig()})
+    with pytest.raises(ValueError, match=r"extra\['runs'\]\[1\]\[0\] is a TrainConfig"):
+        save_checkpoint(tmp_path / "m.pt", new_vae(), extra={"runs": [1, (TrainConfig(),)]})
+    with pytest.raises(ValueError, match=r"extra keys must be str or int, got tuple"):
+        save_checkpoint(tmp_path / "m.pt", new_vae(), extra={(1, 2): 3})
+
+    class Lookalike(torch.nn.Module):  # a VAEConfig does not make a model save_checkpoint can rebuild
+        config = DIGITS
+
+    with pytest.raises(ValueError, match="save_checkpoint saves vae_core VAE or AutoEncoder models, got Lookalike"):
+        save_checkpoint(tmp_path / "m.pt", Lookalike())
     assert not (tmp_path / "m.pt").exists()

@@ -149,7 +149,7 @@ class History:
     # The other terms by column name, e.g. {"train_commit": [...], "test_commit": [...]}.
     other: dict[str, list[float]] = field(default_factory=dict)
 
-    def terms(self, split: Literal["train", "test"] = "train") -> dict[str, list[float]]:
+    def terms(self, split: Literal["train", "test"]) -> dict[str, list[float]]:
         """Every term of ``split`` by name, ``{"recon": [...], "kl": [...], "elbo": [...], "commit": [...]}``
         (the lists themselves, not copies)."""
         if split not in ("train", "test"):
@@ -274,28 +274,30 @@ def _loss_terms(model: nn.Module, batch: Batch, weights: LossWeights) -> LossTer
 
 
 class _Sums:
-    """Running sums of every reported term (and the ELBO) over an epoch: one float64 tensor on the
-    device, so adding a batch costs a few tensor ops and no sync."""
+    """Every reported term (and the ELBO) of every batch of an epoch, summed at the end: adding a
+    batch keeps detached (B,) tensors and costs no tensor op and no sync (a stack-and-add per batch
+    cost about 1% of a step of the 784-400-20 MLP); they hold B floats per term, a tiny fraction of the data."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
+    def __init__(self) -> None:
         self.names: tuple[str, ...] | None = None
-        self.total: Tensor | None = None
+        self.parts: list[list[Tensor]] = []  # per name, its batches' (B,) tensors
 
     def add(self, out: LossTerms) -> None:
         names = tuple(out.terms) if out.elbo is None else (*out.terms, "elbo")
         values = list(out.terms.values()) if out.elbo is None else [*out.terms.values(), out.elbo]
         if self.names is None:
             self.names = names
-            self.total = torch.zeros(len(names), device=self.device, dtype=torch.float64)
+            self.parts = [[] for _ in names]
         elif names != self.names:
             raise ValueError(f"loss_terms must report the same terms for every batch: it reported {self.names}, "
                              f"then {names}")
-        self.total += torch.stack(values).detach().sum(1)  # (T, B) -> (T,): per-term sums of this batch
+        for part, value in zip(self.parts, values):
+            part.append(value.detach())
 
     def means(self, n: int) -> dict[str, float]:
-        """Per-example means over ``n`` examples, by term name (one sync)."""
-        return dict(zip(self.names, (self.total / n).tolist()))
+        """Per-example means over ``n`` examples, by term name (sums in float64, one sync)."""
+        sums = torch.stack([torch.cat(part).sum(dtype=torch.float64) for part in self.parts]).tolist()
+        return {name: total / n for name, total in zip(self.names, sums)}
 
 
 def _batches(images: Tensor, labels: Tensor | None, batch_size: int, shuffle: bool, binarize: str | None, seed: int) -> Batches:
@@ -342,7 +344,7 @@ def evaluate(model: nn.Module, data: object, batch_size: int = 1000, seed: int =
     cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
-        sums = _Sums(device)
+        sums = _Sums()
         labels = None if labels is None else labels.to(device)
         for batch in _epoch(_batches(images.to(device), labels, batch_size, False, binarize, seed)):
             sums.add(_loss_terms(model, batch, LossWeights(kl=1.0, free_bits=0.0)))
@@ -405,7 +407,7 @@ def fit(
         for epoch in epoch_bar:
             model.train()
             start = time.perf_counter()
-            sums = _Sums(device)
+            sums = _Sums()
             beta_sum = 0.0
             batch_bar = tqdm(_epoch(batches), total=n_batches, desc=f"epoch {epoch}", unit="batch", leave=False,
                              disable=not config.progress)
