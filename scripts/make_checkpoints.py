@@ -36,7 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from vae_core import CHECKPOINT_DIR, seed_everything  # noqa: E402
 from vae_core.data import bernoulli_binarize, load_mnist  # noqa: E402
+from vae_core.diagnostics import ActiveUnitsMonitor  # noqa: E402
 from vae_core.models import VAE, AutoEncoder, VAEConfig, pytorch_examples_config  # noqa: E402
+from vae_core.reference import ReferenceConfig, ReferenceVAE, load_reference, save_reference  # noqa: E402
 from vae_core.train import TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint  # noqa: E402
 
 INDEX = CHECKPOINT_DIR / "checkpoints.json"
@@ -46,9 +48,57 @@ EVAL = {"split": "test", "first_n": 500, "z_seed": 0, "batch_size": 500}
 BINARIZE_SEED = 0  # seed of the one Bernoulli draw of the evaluation images for binarized-data models
 
 
+# Lesson 06: every model sees the same first 20k training digits (dynamically binarized) for 8 epochs and
+# shares the encoder 784-64-16, so the runs differ only in beta, the decoder, or the KL schedule.
+L06_BETAS = (0.1, 0.3, 1.0, 3.0, 10.0)
+L06_LIMIT = 20_000
+L06_TRAIN = TrainConfig(epochs=8, batch_size=128, lr=1e-3, seed=0, progress=False)
+
+
+def lesson06_vae() -> VAE:
+    """Lesson 06's factorized-decoder VAE: MLP 784-64-16, Bernoulli."""
+    return VAE(VAEConfig(latent_dim=16, hidden=(64,)))
+
+
+def lesson06_collapse_model() -> ReferenceVAE:
+    """Lesson 06's strong decoder: the same encoder, the decoder's logits refined by a masked-conv window over x_<i."""
+    return ReferenceVAE(ReferenceConfig(decoder="local_ar", latent_dim=16, hidden=(64,), ar_channels=16, ar_kernel=7, ar_layers=1))
+
+
+L06_FIXES = {  # name -> (TrainConfig changes, why)
+    "none": ({}, "beta = 1 from the first step"),
+    "linear": ({"kl_schedule": "linear", "warmup_epochs": 3.0}, "linear KL warm-up from 0 to 1 over 3 of 8 epochs (Bowman et al. 2016)"),
+    "cyclical": ({"kl_schedule": "cyclical", "cycles": 4, "cycle_ratio": 0.5},
+                 "cyclical KL weight, 4 cycles of 2 epochs, ramp over the first half of each (Fu et al. 2019)"),
+    "freebits": ({"free_bits": 0.5}, "free bits, lambda = 0.5 nats per latent dimension (Kingma et al. 2016)"),
+}
+
+
+def _lesson06_specs() -> dict[str, dict]:
+    specs = {}
+    for beta in L06_BETAS:
+        specs[f"lesson06_beta{beta:g}"] = dict(
+            model=lesson06_vae, binarize="dynamic", limit=L06_LIMIT,
+            train=dataclasses.replace(L06_TRAIN, beta=beta),
+            why=f"lesson 06 beta sweep: VAE 784-64-16 (Bernoulli), beta = {beta:g}, first 20k dynamically binarized training digits, 8 epochs",
+        )
+    for fix, (changes, why) in L06_FIXES.items():
+        specs[f"lesson06_collapse_{fix}"] = dict(
+            model=lesson06_collapse_model, binarize="dynamic", limit=L06_LIMIT, monitor=True,
+            train=dataclasses.replace(L06_TRAIN, **changes),
+            why=f"lesson 06 posterior collapse: ReferenceVAE 784-64-16 with a local_ar decoder (7x7 masked window + one 3x3 layer), {why}; first 20k dynamically binarized training digits, 8 epochs",
+        )
+    return specs
+
+
 def _lesson_specs() -> dict[str, dict]:
-    """name -> how to build it. Lesson 04: dynamically binarized MNIST; lesson 05: grey MNIST, fit defaults."""
+    """name -> how to build it. Lesson 04: dynamically binarized MNIST; lesson 05: grey MNIST, fit defaults;
+    lesson 06: dynamically binarized, the first 20k training digits, 8 epochs."""
     long = 30  # epochs: the lessons train 5 (2 in quick mode); a shipped model can afford more
+    return {**_lesson_specs_0405(long), **_lesson06_specs()}
+
+
+def _lesson_specs_0405(long: int) -> dict[str, dict]:
     return {
         "lesson04_vae": dict(
             model=lambda: VAE(pytorch_examples_config()),
@@ -113,13 +163,16 @@ def update_index(name: str, entry: dict) -> None:
 def build_lesson(name: str, epochs: int | None = None, limit: int | None = None) -> dict:
     spec = _lesson_specs()[name]
     cfg: TrainConfig = spec["train"] if epochs is None else dataclasses.replace(spec["train"], epochs=epochs)
-    train = load_mnist("train", binarize=spec["binarize"], limit=limit)
+    n_train = limit if limit is not None else spec.get("limit")  # --limit (smoke tests) or the spec's own subset
+    train = load_mnist("train", binarize=spec["binarize"], limit=n_train)
     test = load_mnist("test", binarize=spec["binarize"])
     seed_everything(cfg.seed)  # the initial weights
     model = spec["model"]()
+    # lesson 06's collapse runs: active units and KL per dimension after every epoch, on the first 1000 test digits
+    monitor = ActiveUnitsMonitor(test, n=1000) if spec.get("monitor") else None
     threads = torch.get_num_threads()
     wall, cpu = time.perf_counter(), time.process_time()
-    history = fit(model, train, test, dataclasses.replace(cfg, device="cpu"))
+    history = fit(model, train, test, dataclasses.replace(cfg, device="cpu"), callbacks=[monitor] if monitor is not None else ())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     overrides = ("" if epochs is None else f" --epochs {epochs}") + ("" if limit is None else f" --limit {limit}")
     command = f"OMP_NUM_THREADS={threads} python scripts/make_checkpoints.py {name}{overrides}"
@@ -127,12 +180,20 @@ def build_lesson(name: str, epochs: int | None = None, limit: int | None = None)
         "history": history.as_dict(),
         "epochs": cfg.epochs,
         "train_config": dataclasses.asdict(cfg),
-        "data": f"MNIST train 60k, binarize={spec['binarize']!r}; test 10k for the history",
+        "data": (f"MNIST train {'60k' if n_train is None else f'first {n_train}'}, binarize={spec['binarize']!r}; "
+                 "test 10k for the history"),
         "seed": cfg.seed,
         "command": command,
     }
-    path = save_checkpoint(OUT[0] / f"{name}.pt", model, extra=extra)
-    model, _ = load_checkpoint(path, device="cpu")  # evaluate what was written, not what is in memory
+    if monitor is not None:
+        extra["monitor"] = monitor.as_dict()  # ActiveUnitsMonitor: epoch, active_units, kl_per_dim, variances
+    path = OUT[0] / f"{name}.pt"
+    if isinstance(model, ReferenceVAE):
+        save_reference(path, model, extra=extra)
+        model, _ = load_reference(path, device="cpu")  # evaluate what was written, not what is in memory
+    else:
+        save_checkpoint(path, model, extra=extra)
+        model, _ = load_checkpoint(path, device="cpu")  # evaluate what was written, not what is in memory
     binarized = spec["binarize"] is not None
     entry = {
         "file": path.name,
@@ -142,6 +203,9 @@ def build_lesson(name: str, epochs: int | None = None, limit: int | None = None)
         "command": command,
         "seeds": {"init_and_train": cfg.seed, "eval_binarize": BINARIZE_SEED if binarized else None, "eval_z": EVAL["z_seed"]},
         "train": {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "binarize": spec["binarize"],
+                  "train_images": len(train), "beta": cfg.beta, "kl_schedule": cfg.kl_schedule,
+                  "warmup_epochs": cfg.warmup_epochs, "cycles": cfg.cycles, "cycle_ratio": cfg.cycle_ratio,
+                  "free_bits": cfg.free_bits,
                   "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "torch_threads": threads,
                   "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
         "final_test_elbo_10k": round(history.test_elbo[-1], 3) if history.test_elbo[-1] == history.test_elbo[-1] else None,
