@@ -108,6 +108,19 @@ def test_rate_and_distortion_match_torch_distributions(likelihood, n_samples):
     assert (rd.rate > 0).all() and (rd.distortion != 0).all()  # a non-trivial comparison
 
 
+def test_a_float64_model_gets_float64_noise():
+    model, x = _vae().double(), _images(5).double()
+    rd = rate_distortion_per_example(model, x, n_samples=2, seed=6)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        eps = torch.randn((5, 2, 3), generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+        z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps  # (N, S, D)
+        logits = model.decode(z.reshape(10, 3))
+        ref = -Bernoulli(logits=logits, validate_args=False).log_prob(x.repeat_interleave(2, 0)).sum((1, 2, 3)).view(5, 2).mean(1)
+    # float64 all the way: agreement to rounding (float32 noise would differ by ~1e-7 relative)
+    torch.testing.assert_close(rd.distortion, ref, rtol=1e-12, atol=1e-12)
+
+
 def test_elbo_is_minus_rate_plus_distortion_and_matches_losses_elbo():
     model, x = _vae(), _images(6)
     rd = rate_distortion_per_example(model, x, seed=5)
@@ -271,6 +284,7 @@ def test_monitor_refuses_bad_arguments():
     with pytest.raises(ValueError, match=r"threshold must be a number >= 0 .* got '0.01'"):
         ActiveUnitsMonitor(_images(5), threshold="0.01")
     assert ActiveUnitsMonitor(_images(5), n=2).images.shape[0] == 2  # two examples are enough for a variance
+    assert ActiveUnitsMonitor(_images(1001)).images.shape[0] == 1000  # the first 1000 by default
     with pytest.raises(ValueError, match=r"batch_size must be a positive int .* got 0"):
         ActiveUnitsMonitor(_images(5), batch_size=0)
     with pytest.raises(ValueError, match=r"recorded nothing yet; pass it to fit"):
