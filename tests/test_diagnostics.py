@@ -272,6 +272,11 @@ def test_monitor_records_one_row_per_epoch_in_fit_and_does_not_change_training()
     assert len(d["kl_per_dim"]) == 3 and len(d["kl_per_dim"][0]) == 4 and len(d["variances"][2]) == 4
 
 
+def test_an_empty_monitor_is_still_truthy():
+    m = ActiveUnitsMonitor(torch.rand(4, 1, 2, 2))
+    assert len(m) == 0 and bool(m)  # `[m] if m else []` once dropped a fresh monitor
+
+
 def test_monitor_refuses_bad_arguments():
     with pytest.raises(ValueError, match=r"at least 2 examples .* got 1"):
         ActiveUnitsMonitor(_images(5), n=1)

@@ -5,9 +5,11 @@ Importing it does nothing: no downloads, no prints, no argument parsing. Modules
 - ``vae_core.data``     bundled MNIST, sklearn digits, procedural sprites, a fast batch iterator
 - ``vae_core.losses``   KL terms, log-likelihoods, the ELBO and the importance-weighted bound
 - ``vae_core.models``   MLP / conv encoders and decoders, the ``VAE`` and its config
-- ``vae_core.train``    a plain PyTorch training loop, KL schedules, checkpoints
+- ``vae_core.train``    one plain PyTorch loop for every model (``loss_terms``), KL schedules, checkpoints
 - ``vae_core.latent``   lerp, slerp, traversals, 2-D manifold grids
 - ``vae_core.metrics``  active units, NLL in nats and bits/dim, ROC AUC
+- ``vae_core.diagnostics``  rate and distortion, KL per dimension, active units during training, beta sweeps
+- ``vae_core.disentanglement``  MIG (mutual information gap) and its pieces, for the sprites' factors
 - ``vae_core.plots``    figures (each function returns a matplotlib ``Figure``)
 - ``vae_core.config``   quick mode (``VAE_COURSE_QUICK=1``)
 """

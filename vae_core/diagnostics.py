@@ -237,6 +237,10 @@ class ActiveUnitsMonitor:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def __bool__(self) -> bool:
+        # A monitor with no rows yet is still a monitor: `callbacks=[m] if m else []` must keep it.
+        return True
+
     def kl_matrix(self) -> Tensor:
         """KL per dimension of every recorded epoch: ``(E, D)`` float64 (rows in epoch order)."""
         if not self.rows:
