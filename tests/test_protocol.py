@@ -29,6 +29,14 @@ DIGITS = VAEConfig(input_shape=(1, 8, 8), latent_dim=4, hidden=(16,))
 REL = 1e-5  # see the module docstring
 
 
+@pytest.fixture(autouse=True)
+def no_tqdm_monitor(monkeypatch):
+    """No tqdm monitor thread: in a forked process (mutmut's test runner) it can hang the exit."""
+    import tqdm
+
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)
+
+
 @pytest.fixture(scope="module")
 def digits():
     train, test = load_digits("train"), load_digits("test")
