@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from vae_core.data import (SPRITE_FACTORS, factor_values, factors_to_index, index_to_factors, load_dataset,
-                           render_sprites, sample_sprites, sample_with_fixed_factor)
+                           render_sprites, sample_sprites, sample_with_fixed_factor, sprite_grid)
 from vae_core.data import sprites as sp
 
 SQUARE, ELLIPSE, HEART = 0, 1, 2
@@ -194,7 +194,21 @@ def test_load_sprites_dataset():
     assert ds.subset(10).factors.shape == (10, 5)
 
 
+def test_sprite_grid_is_every_point_with_the_fixed_factors_held():
+    ds = sprite_grid(16, {"orientation": 0, "shape": 2, "scale": 5})
+    assert len(ds) == 32 * 32 and ds.shape == (1, 16, 16)
+    f = ds.factors
+    assert (f[:, 0] == 2).all() and (f[:, 1] == 5).all() and (f[:, 2] == 0).all() and torch.equal(ds.labels, f[:, 0])
+    assert torch.equal(factors_to_index(f), torch.sort(factors_to_index(f)).values), "grid order, last factor fastest"
+    assert len(set(map(tuple, f[:, 3:].tolist()))) == 32 * 32, "every (posX, posY) once"
+    assert torch.equal(ds.images, render_sprites(f, 16))
+    assert len(sprite_grid(8, {"orientation": 3, "posX": 0, "posY": 31})) == 3 * 6
+
+
 @pytest.mark.parametrize("call, match", [
+    (lambda: sprite_grid(16, {"colour": 0}), "factor must be one of"),
+    (lambda: sprite_grid(16, {"scale": 6}), r"fixed\['scale'\] must be an index in \[0, 5\], got 6"),
+    (lambda: sprite_grid(8, dict(zip(SPRITE_FACTORS, [0] * 5))), "leave at least one to vary"),
     (lambda: render_sprites(torch.zeros(3, 4, dtype=torch.long)), r"factors must be a \(N, 5\) integer tensor"),
     (lambda: render_sprites(torch.zeros(3, 5)), "factors must hold integer indices"),
     (lambda: render_sprites(torch.tensor([[0, 6, 0, 0, 0]])), r"factor scale index must be in \[0, 5\], got 6"),

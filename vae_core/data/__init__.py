@@ -22,11 +22,12 @@ from .sprites import (
     render_sprites,
     sample_sprites,
     sample_with_fixed_factor,
+    sprite_grid,
 )
 
 __all__ = [
     "Batches", "Dataset", "load_dataset", "load_mnist", "load_digits", "load_sprites",
     "mnist_arrays", "verify_mnist", "DATA_DIR_ENV", "bernoulli_binarize", "static_binarize",
-    "sprites", "SPRITE_FACTORS", "render_sprites", "sample_sprites", "sample_with_fixed_factor",
+    "sprites", "SPRITE_FACTORS", "render_sprites", "sample_sprites", "sample_with_fixed_factor", "sprite_grid",
     "factor_values", "factors_to_index", "index_to_factors",
 ]

@@ -25,6 +25,7 @@ A flat index enumerates the grid with the last factor fastest, as dSprites does:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -201,6 +202,26 @@ def sample_with_fixed_factor(factor: int | str, value: int, n: int, seed: int = 
     factors = torch.stack([torch.randint(size, (n,), generator=g) for size in FACTOR_SIZES], dim=1)
     factors[:, col] = value
     return render_sprites(factors, image_size), factors, factor_values(factors)
+
+
+def sprite_grid(image_size: int = 64, fixed: Mapping[str, int] | None = None) -> Dataset:
+    """Every grid point whose factors in ``fixed`` sit at the given index, rendered, in grid order.
+
+    ``sprite_grid(32, {"orientation": 0})`` is the 3 * 6 * 32 * 32 = 18,432 upright sprites of
+    every shape, scale and position. Returns a :class:`~vae_core.data.Dataset` like
+    :func:`load_sprites`: labels are the shape index, ``factors`` all five ``(N, 5)`` indices
+    (the fixed columns constant).
+    """
+    fixed = dict(fixed or {})
+    for name, value in fixed.items():
+        col = _factor_column(name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < FACTOR_SIZES[col]:
+            raise ValueError(f"fixed[{name!r}] must be an index in [0, {FACTOR_SIZES[col] - 1}], got {value!r}")
+    if len(fixed) == len(FACTOR_NAMES):
+        raise ValueError(f"fixed holds every factor {FACTOR_NAMES}: leave at least one to vary")
+    axes = [torch.tensor([fixed[n]]) if n in fixed else torch.arange(s) for n, s in SPRITE_FACTORS.items()]
+    factors = torch.cartesian_prod(*axes)  # (N, 5), the last factor fastest, as the flat index
+    return Dataset(render_sprites(factors, image_size), factors[:, 0].clone(), f"sprites-grid-{image_size}", None, factors)
 
 
 def load_sprites(n: int = 10_000, image_size: int = 64, seed: int = 0) -> Dataset:
