@@ -97,6 +97,11 @@ class VAEConfig:
     gaussian_logvar: float = 0.0
     # Conv channels per stride-2 layer (arch="conv" only); None picks a default per image size.
     channels: tuple[int, ...] | None = None
+    # "mirror": the decoder mirrors the encoder (MLP or deconvolutions); "broadcast": the spatial broadcast
+    # decoder (vae_core.broadcast, Watters et al. 2019), which is handed each pixel's position.
+    decoder: Literal["mirror", "broadcast"] = "mirror"
+    # Widths of the broadcast decoder's per-pixel MLP (decoder="broadcast" only).
+    broadcast_hidden: tuple[int, ...] = (32, 32)
 
     def __post_init__(self) -> None:
         # Checkpoints store lists (asdict + torch.save); accept them and store tuples.
@@ -106,6 +111,8 @@ class VAEConfig:
             self.hidden = tuple(self.hidden)
         if isinstance(self.channels, list):
             self.channels = tuple(self.channels)
+        if isinstance(self.broadcast_hidden, list):
+            self.broadcast_hidden = tuple(self.broadcast_hidden)
 
         if not (isinstance(self.input_shape, tuple) and len(self.input_shape) == 3 and all(_is_pos_int(s) for s in self.input_shape)):
             raise ValueError(
@@ -129,6 +136,10 @@ class VAEConfig:
                 raise ValueError(f"channels is only used by arch='conv', got arch={self.arch!r}; drop channels or set arch='conv'")
         if self.arch == "conv":
             _check_conv_shape(self.input_shape, self.conv_channels)
+        if self.decoder not in ("mirror", "broadcast"):
+            raise ValueError(f"decoder must be 'mirror' or 'broadcast', got {self.decoder!r}")
+        if not (isinstance(self.broadcast_hidden, tuple) and all(_is_pos_int(h) for h in self.broadcast_hidden)):
+            raise ValueError(f"broadcast_hidden must be a tuple of positive ints such as (32, 32), got {self.broadcast_hidden!r}")
 
     @property
     def conv_channels(self) -> tuple[int, ...]:
@@ -353,6 +364,10 @@ def _make_encoder(config: VAEConfig, variational: bool) -> nn.Module:
 
 
 def _make_decoder(config: VAEConfig) -> nn.Module:
+    if config.decoder == "broadcast":
+        from .broadcast import SpatialBroadcastDecoder
+
+        return SpatialBroadcastDecoder(config.input_shape, config.latent_dim, config.broadcast_hidden)
     if config.arch == "conv":
         return ConvDecoder(config.input_shape, config.conv_channels, config.hidden, config.latent_dim)
     return MLPDecoder(config.input_shape, config.hidden, config.latent_dim)
