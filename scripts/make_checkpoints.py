@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vae_core import CHECKPOINT_DIR, seed_everything  # noqa: E402
-from vae_core.data import bernoulli_binarize, load_mnist  # noqa: E402
+from vae_core.data import bernoulli_binarize, load_mnist, sprite_grid  # noqa: E402
 from vae_core.diagnostics import ActiveUnitsMonitor  # noqa: E402
 from vae_core.models import VAE, AutoEncoder, VAEConfig, pytorch_examples_config  # noqa: E402
 from vae_core.reference import ReferenceConfig, ReferenceVAE, load_reference, save_reference  # noqa: E402
@@ -46,6 +46,8 @@ OUT = [CHECKPOINT_DIR]  # where files go; --out changes it (smoke tests)
 # Fixed evaluation set recorded beside every checkpoint (the test reads these fields back).
 EVAL = {"split": "test", "first_n": 500, "z_seed": 0, "batch_size": 500}
 BINARIZE_SEED = 0  # seed of the one Bernoulli draw of the evaluation images for binarized-data models
+# Sprites models: first_n grid points in the order of a seeded permutation (the grid itself is recorded per model).
+EVAL_SPRITES = {"first_n": 500, "order_seed": 0, "z_seed": 0, "batch_size": 500}
 
 
 # Lesson 06: every model sees the same first 20k training digits (dynamically binarized) for 8 epochs and
@@ -91,11 +93,36 @@ def _lesson06_specs() -> dict[str, dict]:
     return specs
 
 
+# Lesson 07: beta-VAEs on the 18,432 upright 32x32 sprites (3 shapes x 6 scales x 32 x 32 positions), a conv
+# encoder and the spatial broadcast decoder, three betas x three seeds, 10 epochs each (2,880 Adam steps).
+L07_BETAS = (1.0, 4.0, 16.0)
+L07_SEEDS = (0, 1, 2)
+L07_GRID = {"image_size": 32, "fixed": {"orientation": 0}}
+L07_TRAIN = TrainConfig(epochs=10, batch_size=64, lr=1e-3, seed=0, progress=False)
+
+
+def lesson07_vae() -> VAE:
+    """Lesson 07's beta-VAE: conv encoder 32x32 -> 16x16x16 -> 8x8x32 -> 4x4x32 -> z (6), spatial broadcast decoder."""
+    return VAE(VAEConfig(input_shape=(1, 32, 32), latent_dim=6, hidden=(), arch="conv", channels=(16, 32, 32),
+                         decoder="broadcast", broadcast_hidden=(32, 32)))
+
+
+def _lesson07_specs() -> dict[str, dict]:
+    return {
+        f"lesson07_beta{beta:g}_seed{seed}": dict(
+            model=lesson07_vae, binarize=None, grid=L07_GRID, train=dataclasses.replace(L07_TRAIN, beta=beta, seed=seed),
+            why=(f"lesson 07 beta-VAE: conv encoder (16, 32, 32) + spatial broadcast decoder (32, 32), z of 6, Bernoulli, "
+                 f"beta = {beta:g}, seed {seed}; every upright 32x32 sprite (18,432), 10 epochs"),
+        )
+        for beta in L07_BETAS for seed in L07_SEEDS
+    }
+
+
 def _lesson_specs() -> dict[str, dict]:
     """name -> how to build it. Lesson 04: dynamically binarized MNIST; lesson 05: grey MNIST, fit defaults;
-    lesson 06: dynamically binarized, the first 20k training digits, 8 epochs."""
+    lesson 06: dynamically binarized, the first 20k training digits, 8 epochs; lesson 07: the upright sprites."""
     long = 30  # epochs: the lessons train 5 (2 in quick mode); a shipped model can afford more
-    return {**_lesson_specs_0405(long), **_lesson06_specs()}
+    return {**_lesson_specs_0405(long), **_lesson06_specs(), **_lesson07_specs()}
 
 
 def _lesson_specs_0405(long: int) -> dict[str, dict]:
@@ -130,19 +157,23 @@ def _lesson_specs_0405(long: int) -> dict[str, dict]:
 NAMES = [*_lesson_specs(), "reference_vae"]
 
 
-def eval_images(binarized: bool) -> torch.Tensor:
-    """The fixed evaluation images (first_n, 1, 28, 28): grey, or binarized once with BINARIZE_SEED."""
-    x = load_mnist(EVAL["split"], limit=EVAL["first_n"]).images
+def eval_images(binarized: bool, ev: dict = EVAL) -> torch.Tensor:
+    """The fixed evaluation images: the first ``first_n`` MNIST test digits (grey, or binarized once with
+    BINARIZE_SEED), or for sprites ``first_n`` grid points in a seeded random order (already binary)."""
+    if "grid" in ev:
+        grid = sprite_grid(**ev["grid"]).images
+        return grid[torch.randperm(len(grid), generator=torch.Generator().manual_seed(ev["order_seed"]))[:ev["first_n"]]]
+    x = load_mnist(ev["split"], limit=ev["first_n"]).images
     if binarized:
         x = bernoulli_binarize(x, torch.Generator().manual_seed(BINARIZE_SEED))
     return x
 
 
-def recorded_eval(model: torch.nn.Module, binarized: bool) -> dict:
+def recorded_eval(model: torch.nn.Module, binarized: bool, ev: dict = EVAL) -> dict:
     """ELBO terms (nats per image) on the fixed evaluation set, one z sample seeded with z_seed."""
-    torch.manual_seed(EVAL["z_seed"])
-    ev = evaluate(model.cpu().eval(), eval_images(binarized), batch_size=EVAL["batch_size"], seed=EVAL["z_seed"])
-    return {k: (None if v != v else round(v, 4)) for k, v in ev.items()}  # NaN (AE's ELBO) -> null
+    torch.manual_seed(ev["z_seed"])
+    out = evaluate(model.cpu().eval(), eval_images(binarized, ev), batch_size=ev["batch_size"], seed=ev["z_seed"])
+    return {k: (None if v != v else round(v, 4)) for k, v in out.items()}  # NaN (AE's ELBO) -> null
 
 
 def update_index(name: str, entry: dict) -> None:
@@ -164,8 +195,18 @@ def build_lesson(name: str, epochs: int | None = None, limit: int | None = None)
     spec = _lesson_specs()[name]
     cfg: TrainConfig = spec["train"] if epochs is None else dataclasses.replace(spec["train"], epochs=epochs)
     n_train = limit if limit is not None else spec.get("limit")  # --limit (smoke tests) or the spec's own subset
-    train = load_mnist("train", binarize=spec["binarize"], limit=n_train)
-    test = load_mnist("test", binarize=spec["binarize"])
+    if "grid" in spec:  # sprites: the whole sub-grid, no held-out split (the factors are the point, not generalisation)
+        train, test = sprite_grid(**spec["grid"]), None
+        if n_train is not None:
+            train = train.subset(n_train)
+        data = f"sprites: every grid point of sprite_grid({spec['grid']}) ({len(train)} images, binary)"
+        ev = {**EVAL_SPRITES, "grid": spec["grid"]}
+    else:
+        train = load_mnist("train", binarize=spec["binarize"], limit=n_train)
+        test = load_mnist("test", binarize=spec["binarize"])
+        data = (f"MNIST train {'60k' if n_train is None else f'first {n_train}'}, binarize={spec['binarize']!r}; "
+                "test 10k for the history")
+        ev = EVAL
     seed_everything(cfg.seed)  # the initial weights
     model = spec["model"]()
     # lesson 06's collapse runs: active units and KL per dimension after every epoch, on the first 1000 test digits
@@ -180,8 +221,7 @@ def build_lesson(name: str, epochs: int | None = None, limit: int | None = None)
         "history": history.as_dict(),
         "epochs": cfg.epochs,
         "train_config": dataclasses.asdict(cfg),
-        "data": (f"MNIST train {'60k' if n_train is None else f'first {n_train}'}, binarize={spec['binarize']!r}; "
-                 "test 10k for the history"),
+        "data": data,
         "seed": cfg.seed,
         "command": command,
     }
@@ -208,9 +248,10 @@ def build_lesson(name: str, epochs: int | None = None, limit: int | None = None)
                   "free_bits": cfg.free_bits,
                   "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "torch_threads": threads,
                   "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
-        "final_test_elbo_10k": round(history.test_elbo[-1], 3) if history.test_elbo[-1] == history.test_elbo[-1] else None,
-        "final_test_recon_10k": round(history.test_recon[-1], 3),
-        "eval": {**EVAL, "binarized": binarized, **recorded_eval(model, binarized)},
+        **({} if test is None else {
+            "final_test_elbo_10k": round(history.test_elbo[-1], 3) if history.test_elbo[-1] == history.test_elbo[-1] else None,
+            "final_test_recon_10k": round(history.test_recon[-1], 3)}),
+        "eval": {**ev, "binarized": binarized, **recorded_eval(model, binarized, ev)},
         "bytes": path.stat().st_size,
     }
     update_index(name, entry)

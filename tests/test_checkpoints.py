@@ -51,6 +51,11 @@ def _load(name: str, entry: dict):
 
 
 def _eval_images(ev: dict) -> torch.Tensor:
+    if "grid" in ev:  # sprites models: first_n grid points in a seeded random order
+        from vae_core.data import sprite_grid
+
+        grid = sprite_grid(**ev["grid"]).images
+        return grid[torch.randperm(len(grid), generator=torch.Generator().manual_seed(ev["order_seed"]))[: ev["first_n"]]]
     x = load_mnist(ev["split"], limit=ev["first_n"]).images  # (n, 1, 28, 28) grey
     if ev["binarized"]:
         x = bernoulli_binarize(x, torch.Generator().manual_seed(0))
