@@ -64,6 +64,22 @@ ALTERNATIVES = {  # correct answers written differently from the solution (other
         "    value = float(terms.loss.detach())\n"
         "    optimizer.step()\n"
         "    return value\n")),
+    # judged by values, not reports: np.histogram's edges and digitize instead of floor((c - lo) / w) give the same bins
+    "07": ("ex4_mig_score", (
+        "def mig_score(codes, factors, n_bins=20):\n"
+        "    import numpy as np\n"
+        "    z = codes.double().numpy()\n"
+        "    bins = np.zeros(z.shape, dtype=np.int64)\n"
+        "    for j in range(z.shape[1]):\n"
+        "        edges = np.histogram_bin_edges(z[:, j], bins=n_bins)\n"
+        "        bins[:, j] = np.clip(np.digitize(z[:, j], edges[1:-1]), 0, n_bins - 1) if z[:, j].max() > z[:, j].min() else 0\n"
+        "    b = torch.from_numpy(bins)\n"
+        "    K = factors.shape[1]\n"
+        "    mi = torch.tensor([[mutual_information(b[:, j], factors[:, k]) for k in range(K)] for j in range(b.shape[1])], dtype=torch.float64)\n"
+        "    h = torch.tensor([mutual_information(factors[:, k], factors[:, k]) for k in range(K)], dtype=torch.float64)\n"
+        "    s = mi.sort(dim=0, descending=True).values\n"
+        "    gaps = (s[0] - s[1]) / h\n"
+        "    return gaps.mean().item(), gaps\n")),
 }
 WRONG = {  # wrong answers that the kernel's own checks would catch, if they were allowed to
     "01": "def pca_fit(X, k):\n    _, _, Vh = torch.linalg.svd(X, full_matrices=False)   # not centred\n    return X.mean(0), Vh[:k].T\n",
@@ -73,6 +89,14 @@ WRONG = {  # wrong answers that the kernel's own checks would catch, if they wer
     "04": ("def train_step(model, optimizer, x, beta=1.0):\n"
            "    loss = model.elbo(x, beta=beta).loss          # no zero_grad: gradients pile up\n"
            "    loss.backward()\n    optimizer.step()\n    return loss.item()\n"),
+    "07": ("def mig_score(codes, factors, n_bins=20):\n"
+           "    lo, hi = codes.double().min(0).values, codes.double().max(0).values\n"
+           "    bins = ((codes.double() - lo) / ((hi - lo) / n_bins)).floor().long().clamp(0, n_bins - 1)\n"
+           "    mi = torch.tensor([[mutual_information(bins[:, j], factors[:, k]) for k in range(factors.shape[1])]\n"
+           "                       for j in range(codes.shape[1])], dtype=torch.float64)\n"
+           "    top2 = mi.topk(2, dim=0).values\n"
+           "    gaps = top2[0] - top2[1]                      # not divided by H(v_k)\n"
+           "    return float(gaps.mean()), gaps\n"),
 }
 
 

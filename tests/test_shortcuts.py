@@ -218,6 +218,37 @@ VARIANTS = {
                         "    return t.loss - t.recon.mean()\n"),
         },
     },
+    "07": {
+        "ex1_beta_vae_loss": {
+            "library KL": ("def beta_vae_loss(model, x, eps, beta):\n"
+                           "    from vae_core.losses import kl_standard_normal\n"
+                           "    mu, logvar = model.encode(x)\n"
+                           "    logits = model.decode(mu + torch.exp(0.5 * logvar) * eps)\n"
+                           "    recon = F.binary_cross_entropy_with_logits(logits, x, reduction='none').flatten(1).sum(1)\n"
+                           "    kl = kl_standard_normal(mu, logvar)\n"
+                           "    return (recon + beta * kl).mean(), recon, kl\n"),
+        },
+        "ex2_traverse_latent": {
+            "library": ("def traverse_latent(model, x, dim, values):\n"
+                        "    from vae_core.latent import to_images, traverse\n"
+                        "    with torch.no_grad():\n"
+                        "        return to_images(model, traverse(model.encode(x)[0][0], dim, values), likelihood='bernoulli')\n"),
+        },
+        "ex3_mutual_information": {
+            "sklearn": ("def mutual_information(a, b):\n"
+                        "    from sklearn.metrics import mutual_info_score\n"
+                        "    return float(mutual_info_score(a.numpy(), b.numpy()))\n"),
+            "library": ("def mutual_information(a, b):\n"
+                        "    from vae_core.disentanglement import mutual_info_matrix\n"
+                        "    return float(mutual_info_matrix(a[:, None], b[:, None])[0, 0])\n"),
+        },
+        "ex4_mig_score": {
+            "library": ("def mig_score(codes, factors, n_bins=20):\n"
+                        "    from vae_core.disentanglement import mig_report\n"
+                        "    r = mig_report(codes, factors, n_bins)\n"
+                        "    return r.score, torch.tensor([row.gap for row in r.rows], dtype=torch.float64)\n"),
+        },
+    },
 }
 CASES = [(lesson, ex, name) for lesson, exs in VARIANTS.items() for ex, names in exs.items() for name in names]
 

@@ -113,6 +113,35 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         "torch": frozenset(),
         "python": frozenset({"vae_core.train:kl_weight"}),
     },
+    # lesson 07
+    "beta_vae_loss": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.losses:elbo", "vae_core.losses:kl_standard_normal", "vae_core.losses:kl_diag_gaussians",
+                             "vae_core.losses:bernoulli_log_prob", "vae_core.models:elbo", "vae_core.models:loss_terms",
+                             "vae_core.diagnostics:rate_distortion_per_example", "vae_core.diagnostics:kl_per_dim",
+                             "vae_core.diagnostics:_kl_per_dim", "torch.distributions.kl:kl_divergence"}),
+    },
+    "traverse_latent": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.latent:traverse", "vae_core.latent:to_images", "vae_core.latent:decode_grid",
+                             "vae_core.plots:traversal_grid", "vae_core.models:reconstruct"}),
+    },
+    "mutual_information": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.disentanglement:mutual_info_matrix", "vae_core.disentanglement:discrete_entropy",
+                             "vae_core.disentanglement:mig_report", "vae_core.disentanglement:mig",
+                             "sklearn.metrics.cluster._supervised:mutual_info_score",
+                             "sklearn.metrics.cluster._supervised:normalized_mutual_info_score",
+                             "sklearn.metrics.cluster._supervised:adjusted_mutual_info_score",
+                             "scipy.stats._entropy:entropy"}),
+    },
+    "mig_score": {
+        "torch": frozenset(),
+        # the mutual information itself is exercise 3's: a borrowed one loses that exercise, not this one too
+        "python": frozenset({"vae_core.disentanglement:mig", "vae_core.disentanglement:mig_report",
+                             "vae_core.disentanglement:normalized_gap", "vae_core.disentanglement:discrete_entropy",
+                             "vae_core.disentanglement:discretize"}),
+    },
     "free_bits": {
         "torch": frozenset(),
         "python": frozenset({"vae_core.losses:elbo", "vae_core.losses:kl_standard_normal", "vae_core.losses:kl_diag_gaussians",
