@@ -86,3 +86,5 @@ def test_a_wrong_latent_is_explained():
     dec = SpatialBroadcastDecoder((1, 4, 4), latent_dim=3, hidden=(4,))
     with pytest.raises(ValueError, match="z"):
         dec(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="float64"):  # a float64 code for float32 weights: say so, not a matmul error
+        dec(torch.zeros(2, 3, dtype=torch.float64))
