@@ -203,6 +203,8 @@ def test_sprite_grid_is_every_point_with_the_fixed_factors_held():
     assert len(set(map(tuple, f[:, 3:].tolist()))) == 32 * 32, "every (posX, posY) once"
     assert torch.equal(ds.images, render_sprites(f, 16))
     assert len(sprite_grid(8, {"orientation": 3, "posX": 0, "posY": 31})) == 3 * 6
+    by_column = sprite_grid(8, {2: 3, 3: 0, 4: 31})  # columns, as sample_with_fixed_factor accepts them
+    assert len(by_column) == 3 * 6 and (by_column.factors[:, 2:] == torch.tensor([3, 0, 31])).all()
 
 
 @pytest.mark.parametrize("call, match", [

@@ -212,11 +212,13 @@ def sprite_grid(image_size: int = 64, fixed: Mapping[str, int] | None = None) ->
     :func:`load_sprites`: labels are the shape index, ``factors`` all five ``(N, 5)`` indices
     (the fixed columns constant).
     """
-    fixed = dict(fixed or {})
-    for name, value in fixed.items():
-        col = _factor_column(name)
+    by_name: dict[str, int] = {}
+    for key, value in (fixed or {}).items():
+        col = _factor_column(key)  # a name or a column 0-4
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < FACTOR_SIZES[col]:
-            raise ValueError(f"fixed[{name!r}] must be an index in [0, {FACTOR_SIZES[col] - 1}], got {value!r}")
+            raise ValueError(f"fixed[{key!r}] must be an index in [0, {FACTOR_SIZES[col] - 1}], got {value!r}")
+        by_name[FACTOR_NAMES[col]] = value
+    fixed = by_name
     if len(fixed) == len(FACTOR_NAMES):
         raise ValueError(f"fixed holds every factor {FACTOR_NAMES}: leave at least one to vary")
     axes = [torch.tensor([fixed[n]]) if n in fixed else torch.arange(s) for n, s in SPRITE_FACTORS.items()]
