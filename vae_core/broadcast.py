@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .models import _mlp, check_latents  # models imports this module only when it builds a decoder, so no cycle
+
 
 class SpatialBroadcastDecoder(nn.Module):
     """z (B, D) -> logits (B, C, H, W): one MLP ``[z, x, y] -> C`` applied at every pixel.
@@ -32,9 +34,6 @@ class SpatialBroadcastDecoder(nn.Module):
 
     def __init__(self, input_shape: tuple[int, int, int], latent_dim: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
-        from .models import _mlp, check_latents  # models imports this module when it builds a decoder
-
-        self._check_latents = check_latents
         self.input_shape = tuple(input_shape)
         self.latent_dim = latent_dim
         c = self.input_shape[0]
@@ -42,7 +41,7 @@ class SpatialBroadcastDecoder(nn.Module):
         self.out = nn.Linear(hidden[-1] if hidden else latent_dim + 2, c)
 
     def forward(self, z: Tensor) -> Tensor:
-        self._check_latents(z, self.latent_dim, dtype=self.out.weight.dtype)
+        check_latents(z, self.latent_dim, dtype=self.out.weight.dtype)
         b = z.shape[0]
         _, h, w = self.input_shape
         ys = (torch.arange(h, dtype=z.dtype, device=z.device) + 0.5) / h * 2 - 1  # pixel centres in (-1, 1), top -> bottom
