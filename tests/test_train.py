@@ -398,6 +398,40 @@ def test_checkpoint_refuses_unloadable_extra(tmp_path):
     class Lookalike(torch.nn.Module):  # a VAEConfig does not make a model save_checkpoint can rebuild
         config = DIGITS
 
-    with pytest.raises(ValueError, match="save_checkpoint saves vae_core VAE or AutoEncoder models, got Lookalike"):
+    with pytest.raises(ValueError, match=r"save_checkpoint saves the vae_core models \['AutoEncoder', 'VAE'.*got Lookalike; .*register_model"):
         save_checkpoint(tmp_path / "m.pt", Lookalike())
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_register_model_round_trips_a_new_class_and_refuses_a_namesake(tmp_path, monkeypatch):
+    import dataclasses
+
+    from vae_core import train as train_mod
+
+    @dataclasses.dataclass
+    class TinyConfig:
+        width: int = 3
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.lin = torch.nn.Linear(config.width, 2)
+
+    monkeypatch.setattr(train_mod, "_MODELS", dict(train_mod._MODELS))
+    model = Tiny(TinyConfig(width=5))
+    with pytest.raises(ValueError, match="got Tiny"):
+        save_checkpoint(tmp_path / "t.pt", model)  # not registered yet
+    assert train_mod.register_model(Tiny, TinyConfig) is Tiny
+    save_checkpoint(tmp_path / "t.pt", model, extra={"k": 1})
+    loaded, extra = load_checkpoint(tmp_path / "t.pt", device="cpu")
+    assert type(loaded) is Tiny and loaded.config == TinyConfig(width=5) and extra == {"k": 1}
+    torch.testing.assert_close(loaded.lin.weight, model.lin.weight)
+
+    Namesake = type("Tiny", (torch.nn.Module,), {})  # same name, another class: not what load would rebuild
+    impostor = Namesake()
+    impostor.config = TinyConfig()
+    with pytest.raises(ValueError, match="got Tiny"):
+        save_checkpoint(tmp_path / "i.pt", impostor)
+    with pytest.raises(ValueError, match="takes an nn.Module class and a dataclass"):
+        train_mod.register_model(Tiny, dict)

@@ -26,10 +26,11 @@ tensors (one ``.item()`` per batch, needed for the NaN check and the progress ba
 """
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal
 
@@ -53,6 +54,7 @@ __all__ = [
     "kl_weight",
     "save_checkpoint",
     "load_checkpoint",
+    "register_model",
 ]
 
 
@@ -460,7 +462,28 @@ def fit(
 # checkpoints
 
 _FORMAT = "vae_core.checkpoint/1"
-_MODELS: dict[str, type[nn.Module]] = {"VAE": VAE, "AutoEncoder": AutoEncoder}
+# Model class name -> (class, config dataclass); a variant module adds itself with ``register_model``.
+_MODELS: dict[str, tuple[type[nn.Module], type]] = {"VAE": (VAE, VAEConfig), "AutoEncoder": (AutoEncoder, VAEConfig)}
+
+
+def register_model(cls: type[nn.Module], config_cls: type) -> type[nn.Module]:
+    """Let ``save_checkpoint``/``load_checkpoint`` handle ``cls``: a model built as ``cls(config)``
+    whose ``config`` is a ``config_cls`` dataclass (saved with ``asdict``, rebuilt with
+    ``config_cls(**saved)``). Variant modules call it once at import; returns ``cls``."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)) or not is_dataclass(config_cls):
+        raise ValueError(f"register_model(cls, config_cls) takes an nn.Module class and a dataclass, got {cls!r}, {config_cls!r}")
+    _MODELS[cls.__name__] = (cls, config_cls)
+    return cls
+
+
+# Variant models register themselves when their module is imported; load_checkpoint imports it for them.
+_VARIANT_MODULES: dict[str, str] = {}
+
+
+def _registered(name: object) -> bool:
+    if isinstance(name, str) and name not in _MODELS and name in _VARIANT_MODULES:
+        importlib.import_module(_VARIANT_MODULES[name])
+    return isinstance(name, str) and name in _MODELS
 
 
 def _check_safe(obj: object, where: str = "extra") -> None:
@@ -490,8 +513,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, extra: dict | Non
     ``extra`` holds plain data (numbers, strings, lists, dicts, tensors). Returns the path.
     """
     name = type(model).__name__
-    if name not in _MODELS or not isinstance(getattr(model, "config", None), VAEConfig):
-        raise ValueError(f"save_checkpoint saves vae_core VAE or AutoEncoder models, got {name}")
+    if name not in _MODELS or _MODELS[name][0] is not type(model) or not isinstance(getattr(model, "config", None), _MODELS[name][1]):
+        raise ValueError(f"save_checkpoint saves the vae_core models {sorted(_MODELS)} (each with its config dataclass), "
+                         f"got {name}; a new model class is registered with vae_core.train.register_model(cls, config_cls)")
     _check_safe(extra)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -530,17 +554,18 @@ def load_checkpoint(path: str | os.PathLike, device: str | None = None) -> tuple
     missing = [k for k in ("format", "model", "config", "state_dict") if not isinstance(payload, dict) or k not in payload]
     if missing:
         raise ValueError(f"{path} is not a vae_core checkpoint (missing {', '.join(missing)}); write it with save_checkpoint")
-    if payload["format"] != _FORMAT or payload["model"] not in _MODELS:
+    if payload["format"] != _FORMAT or not _registered(payload["model"]):
         raise ValueError(f"{path} has format {payload['format']!r} / model {payload['model']!r}; expected {_FORMAT!r} with one of {sorted(_MODELS)}")
     for key in ("config", "state_dict"):
         if not isinstance(payload[key], dict):
             raise ValueError(f"{path}: {key} must be a dict, got {type(payload[key]).__name__}; "
                              "the file was not written by save_checkpoint(path, model): delete it and save again")
+    cls, config_cls = _MODELS[payload["model"]]
     try:
-        config = VAEConfig(**payload["config"])
+        config = config_cls(**payload["config"])
     except TypeError as err:
         raise ValueError(f"{path} holds a config this version of vae_core does not know ({err}); retrain and save again") from err
-    model = _MODELS[payload["model"]](config)
+    model = cls(config)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
