@@ -259,7 +259,7 @@ def _check_model(model: nn.Module, images: Tensor, name: str) -> None:
     if shape is not None and tuple(images.shape[1:]) != tuple(shape):
         raise ValueError(
             f"{name} holds images of shape {tuple(images.shape[1:])} but the model expects {tuple(shape)}; "
-            f"build the model with VAEConfig(input_shape={tuple(images.shape[1:])}) or pass the matching dataset"
+            f"build the model with a config of input_shape={tuple(images.shape[1:])} or pass the matching dataset"
         )
 
 
