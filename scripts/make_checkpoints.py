@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -118,11 +119,40 @@ def _lesson07_specs() -> dict[str, dict]:
     }
 
 
+# Lesson 08: a conditional VAE and the same VAE without the label, MLP 784-256-16 on dynamically binarized MNIST
+# (60k, 20 epochs each), so the two differ only in whether encoder and decoder see the one-hot label.
+L08_TRAIN = TrainConfig(epochs=20, batch_size=128, lr=1e-3, seed=0, progress=False)
+
+
+def lesson08_cvae():
+    """Lesson 08's CVAE: MLP encoder [x, one_hot(y)] 794-256-16, decoder [z, one_hot(y)] 26-256-784, Bernoulli."""
+    from vae_core.cvae import CVAE, CVAEConfig
+
+    return CVAE(CVAEConfig(n_classes=10, latent_dim=16, hidden=(256,)))
+
+
+def lesson08_vae() -> VAE:
+    """Lesson 08's unconditional baseline: the same MLP without the label, 784-256-16, Bernoulli."""
+    return VAE(VAEConfig(latent_dim=16, hidden=(256,)))
+
+
+def _lesson08_specs() -> dict[str, dict]:
+    return {
+        "lesson08_cvae": dict(model=lesson08_cvae, binarize="dynamic", train=L08_TRAIN, labelled=True,
+                              why="lesson 08: CVAE MLP [x, one_hot(y)] 794-256-16 / [z, one_hot(y)] 26-256-784, Bernoulli, "
+                                  "dynamically binarized MNIST 60k, 20 epochs"),
+        "lesson08_vae": dict(model=lesson08_vae, binarize="dynamic", train=L08_TRAIN,
+                             why="lesson 08: the same MLP VAE 784-256-16 without the label, Bernoulli, dynamically "
+                                 "binarized MNIST 60k, 20 epochs"),
+    }
+
+
 def _lesson_specs() -> dict[str, dict]:
     """name -> how to build it. Lesson 04: dynamically binarized MNIST; lesson 05: grey MNIST, fit defaults;
-    lesson 06: dynamically binarized, the first 20k training digits, 8 epochs; lesson 07: the upright sprites."""
+    lesson 06: dynamically binarized, the first 20k training digits, 8 epochs; lesson 07: the upright sprites;
+    lesson 08: dynamically binarized MNIST, a CVAE and its unconditional twin."""
     long = 30  # epochs: the lessons train 5 (2 in quick mode); a shipped model can afford more
-    return {**_lesson_specs_0405(long), **_lesson06_specs(), **_lesson07_specs()}
+    return {**_lesson_specs_0405(long), **_lesson06_specs(), **_lesson07_specs(), **_lesson08_specs()}
 
 
 def _lesson_specs_0405(long: int) -> dict[str, dict]:
@@ -169,10 +199,18 @@ def eval_images(binarized: bool, ev: dict = EVAL) -> torch.Tensor:
     return x
 
 
-def recorded_eval(model: torch.nn.Module, binarized: bool, ev: dict = EVAL) -> dict:
+def eval_data(binarized: bool, ev: dict = EVAL, labelled: bool = False):
+    """``eval_images``, or for a conditional model the images with their labels (what ``evaluate`` reads)."""
+    x = eval_images(binarized, ev)
+    if not labelled:
+        return x
+    return SimpleNamespace(images=x, labels=load_mnist(ev["split"], limit=ev["first_n"]).labels)
+
+
+def recorded_eval(model: torch.nn.Module, binarized: bool, ev: dict = EVAL, labelled: bool = False) -> dict:
     """ELBO terms (nats per image) on the fixed evaluation set, one z sample seeded with z_seed."""
     torch.manual_seed(ev["z_seed"])
-    out = evaluate(model.cpu().eval(), eval_images(binarized, ev), batch_size=ev["batch_size"], seed=ev["z_seed"])
+    out = evaluate(model.cpu().eval(), eval_data(binarized, ev, labelled), batch_size=ev["batch_size"], seed=ev["z_seed"])
     return {k: (None if v != v else round(v, 4)) for k, v in out.items()}  # NaN (AE's ELBO) -> null
 
 
@@ -251,7 +289,8 @@ def build_lesson(name: str, epochs: int | None = None, limit: int | None = None)
         **({} if test is None else {
             "final_test_elbo_10k": round(history.test_elbo[-1], 3) if history.test_elbo[-1] == history.test_elbo[-1] else None,
             "final_test_recon_10k": round(history.test_recon[-1], 3)}),
-        "eval": {**ev, "binarized": binarized, **recorded_eval(model, binarized, ev)},
+        "eval": {**ev, "binarized": binarized, **({"labelled": True} if spec.get("labelled") else {}),
+                 **recorded_eval(model, binarized, ev, bool(spec.get("labelled")))},
         "bytes": path.stat().st_size,
     }
     update_index(name, entry)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -27,7 +28,9 @@ from vae_core.models import VAE, AutoEncoder, VAEConfig, pytorch_examples_config
 from vae_core.train import evaluate, load_checkpoint
 
 ATOL_NATS = 0.01  # see the note above
-MAX_TOTAL_BYTES = 20 * 1024 * 1024  # the budget for everything shipped in vae_core/checkpoints
+# Budget for everything shipped in vae_core/checkpoints: 20 MiB held lessons 04-07; lessons 08-12 get 2 MiB each
+# on top (a lesson that needs more trains smaller models or trains in the notebook), so the wheel stays small.
+MAX_TOTAL_BYTES = 30 * 1024 * 1024
 INDEX = CHECKPOINT_DIR / "checkpoints.json"
 LESSON_MODELS = {  # file -> (class, config) the lesson notebooks build when they train instead of loading
     "lesson04_vae": (VAE, pytorch_examples_config()),
@@ -59,6 +62,8 @@ def _eval_images(ev: dict) -> torch.Tensor:
     x = load_mnist(ev["split"], limit=ev["first_n"]).images  # (n, 1, 28, 28) grey
     if ev["binarized"]:
         x = bernoulli_binarize(x, torch.Generator().manual_seed(0))
+    if ev.get("labelled"):  # a conditional model: evaluate reads the labels beside the images
+        return SimpleNamespace(images=x, labels=load_mnist(ev["split"], limit=ev["first_n"]).labels)
     return x
 
 

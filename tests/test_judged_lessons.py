@@ -80,6 +80,21 @@ ALTERNATIVES = {  # correct answers written differently from the solution (other
         "    s = mi.sort(dim=0, descending=True).values\n"
         "    gaps = (s[0] - s[1]) / h\n"
         "    return gaps.mean().item(), gaps\n")),
+    # judged by values: autograd and F.cross_entropy instead of the hand-written gradient reach the same weights
+    "08": ("ex3_fit_probe", (
+        "def fit_probe(features, labels, n_classes, steps=200, lr=0.5):\n"
+        "    x = features.double()\n"
+        "    mean = x.mean(0)\n"
+        "    std = ((x - mean) ** 2).mean(0).sqrt() + 1e-6\n"
+        "    x = (x - mean) / std\n"
+        "    w = torch.zeros(x.shape[1], n_classes, dtype=torch.float64, requires_grad=True)\n"
+        "    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)\n"
+        "    opt = torch.optim.SGD([w, b], lr=lr)\n"
+        "    for _ in range(steps):\n"
+        "        opt.zero_grad()\n"
+        "        F.cross_entropy(x @ w + b, labels.long()).backward()\n"
+        "        opt.step()\n"
+        "    return w.detach(), b.detach(), mean, std\n")),
 }
 WRONG = {  # wrong answers that the kernel's own checks would catch, if they were allowed to
     "01": "def pca_fit(X, k):\n    _, _, Vh = torch.linalg.svd(X, full_matrices=False)   # not centred\n    return X.mean(0), Vh[:k].T\n",
@@ -97,6 +112,17 @@ WRONG = {  # wrong answers that the kernel's own checks would catch, if they wer
            "    top2 = mi.topk(2, dim=0).values\n"
            "    gaps = top2[0] - top2[1]                      # not divided by H(v_k)\n"
            "    return float(gaps.mean()), gaps\n"),
+    "08": ("def fit_probe(features, labels, n_classes, steps=200, lr=0.5):\n"
+           "    x = features.double()\n"
+           "    mean, std = x.mean(0), x.std(0) + 1e-6              # divides by N - 1, not N\n"
+           "    x = (x - mean) / std\n"
+           "    target = F.one_hot(labels.long(), n_classes).double()\n"
+           "    w = torch.zeros(x.shape[1], n_classes, dtype=torch.float64)\n"
+           "    b = torch.zeros(n_classes, dtype=torch.float64)\n"
+           "    for _ in range(steps):\n"
+           "        g = (torch.softmax(x @ w + b, dim=1) - target) / len(x)\n"
+           "        w, b = w - lr * (x.T @ g), b - lr * g.sum(0)\n"
+           "    return w, b, mean, std\n"),
 }
 
 

@@ -249,6 +249,50 @@ VARIANTS = {
                         "    return r.score, torch.tensor([row.gap for row in r.rows], dtype=torch.float64)\n"),
         },
     },
+    "08": {
+        "ex1_cond_vae": {
+            # the library's layers under the asked names: the parameters match, the construction is the library's
+            "library CVAE": ("class CondVAE(nn.Module):\n"
+                             "    def __init__(self, image_shape=(1, 28, 28), n_classes=10, hidden=256, latent_dim=16):\n"
+                             "        super().__init__()\n"
+                             "        from vae_core.cvae import CVAE, CVAEConfig\n"
+                             "        lib = CVAE(CVAEConfig(input_shape=tuple(image_shape), n_classes=n_classes, latent_dim=latent_dim, hidden=(hidden,)))\n"
+                             "        self.enc_hidden, self.enc_mu, self.enc_logvar = lib.encoder.body[0], lib.encoder.heads.mu, lib.encoder.heads.logvar\n"
+                             "        self.dec_hidden, self.dec_out = lib.decoder.body[0], lib.decoder.out\n"
+                             "        self._lib = [lib]\n"
+                             "    def encode(self, x, y):\n        return self._lib[0].encode(x, y)\n"
+                             "    def reparameterize(self, mu, logvar, eps):\n        return mu + torch.exp(0.5 * logvar) * eps\n"
+                             "    def decode(self, z, y):\n        return self._lib[0].decode(z, y)\n"),
+        },
+        "ex2_cvae_elbo": {
+            "library KL": ("def cvae_elbo(model, x, y, eps):\n"
+                           "    from vae_core.losses import kl_standard_normal\n"
+                           "    mu, logvar = model.encode(x, y)\n"
+                           "    logits = model.decode(mu + torch.exp(0.5 * logvar) * eps, y)\n"
+                           "    recon = F.binary_cross_entropy_with_logits(logits, x, reduction='none').flatten(1).sum(1)\n"
+                           "    kl = kl_standard_normal(mu, logvar)\n"
+                           "    return recon, kl, -(recon + kl)\n"),
+        },
+        "ex3_fit_probe": {
+            "sklearn": ("def fit_probe(features, labels, n_classes, steps=200, lr=0.5):\n"
+                        "    from sklearn.linear_model import LogisticRegression\n"
+                        "    x = features.double()\n"
+                        "    mean, std = x.mean(0), x.std(0, correction=0) + 1e-6\n"
+                        "    clf = LogisticRegression(max_iter=steps).fit(((x - mean) / std).numpy(), labels.numpy())\n"
+                        "    return torch.tensor(clf.coef_).T, torch.tensor(clf.intercept_), mean, std\n"),
+        },
+        "ex4_label_posterior": {
+            # the library's bound wherever the model has one (the test's stand-in models do not)
+            "library IWAE": ("def label_posterior(model, x, eps, n_classes):\n"
+                             "    with torch.no_grad():\n"
+                             "        labels = [torch.full((len(x),), k) for k in range(n_classes)]\n"
+                             "        if hasattr(model, 'log_likelihood'):\n"
+                             "            ll = torch.stack([model.log_likelihood(x, y, k=1) for y in labels], 1)\n"
+                             "        else:\n"
+                             "            ll = torch.stack([cvae_elbo(model, x, y, eps)[2] for y in labels], 1)\n"
+                             "        return ll - torch.logsumexp(ll, 1, keepdim=True)\n"),
+        },
+    },
 }
 CASES = [(lesson, ex, name) for lesson, exs in VARIANTS.items() for ex, names in exs.items() for name in names]
 
