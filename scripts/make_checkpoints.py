@@ -147,12 +147,56 @@ def _lesson08_specs() -> dict[str, dict]:
     }
 
 
+# Lesson 09: two VQ-VAEs (7x7 grid of codes, K = 64, D = 16) on the first 20k dynamically binarized training digits,
+# one with the codebook loss and no restarts (the codebook collapse), one with the EMA codebook and dead-code restarts
+# every 100 steps; and the PixelCNN prior over the second one's codes of the same 20k digits (binarized once).
+L09_LIMIT = 20_000
+L09_TRAIN = TrainConfig(epochs=6, batch_size=128, lr=1e-3, seed=0, progress=False)
+L09_PRIOR_TRAIN = TrainConfig(epochs=10, batch_size=128, lr=1e-3, seed=0, progress=False)
+
+
+def lesson09_vq(kind: str):
+    """Lesson 09's VQ-VAE: conv 28 -> 14 -> 7 (32, 64 channels), D = 16, K = 64; ``kind`` "plain" or "ema_restart"."""
+    from vae_core.vqvae import VQVAE, VQVAEConfig
+
+    return VQVAE(VQVAEConfig() if kind == "plain" else VQVAEConfig(ema=True, restart_every=100))
+
+
+def lesson09_prior():
+    """Lesson 09's prior over the 7x7 grid of 64 codes: a PixelCNN (embedding 64, masked convs 7x7 A + 4 x 3x3 B)."""
+    from vae_core.vqvae import CodePrior, CodePriorConfig
+
+    return CodePrior(CodePriorConfig(codebook_size=64, grid=(7, 7), channels=64, layers=5))
+
+
+def _lesson09_specs() -> dict[str, dict]:
+    return {
+        "lesson09_vq_plain": dict(model=lambda: lesson09_vq("plain"), binarize="dynamic", limit=L09_LIMIT, train=L09_TRAIN,
+                                  why="lesson 09: VQ-VAE (K = 64, D = 16, 7x7 grid), codebook + commitment (0.25) losses, "
+                                      "no restarts; first 20k dynamically binarized training digits, 6 epochs"),
+        "lesson09_vq_ema_restart": dict(model=lambda: lesson09_vq("ema_restart"), binarize="dynamic", limit=L09_LIMIT,
+                                        train=L09_TRAIN,
+                                        why="lesson 09: the same VQ-VAE with the EMA codebook (decay 0.99) and dead-code "
+                                            "restarts every 100 steps; first 20k dynamically binarized training digits, 6 epochs"),
+        "lesson09_prior": dict(model=lesson09_prior, binarize="static", limit=L09_LIMIT, train=L09_PRIOR_TRAIN,
+                               codes_of="lesson09_vq_ema_restart",
+                               why="lesson 09: PixelCNN prior over the codes lesson09_vq_ema_restart gives the first 20k "
+                                   "training digits (binarized once, seed 0), 10 epochs"),
+    }
+
+
+def code_grids(vq_name: str, images: torch.Tensor) -> torch.Tensor:
+    """The (N, 1, h, w) long code grids the shipped VQ-VAE ``vq_name`` gives ``images`` (what its prior is trained on)."""
+    vq, _ = load_checkpoint(OUT[0] / f"{vq_name}.pt", device="cpu")
+    return vq.codes(images)[:, None]
+
+
 def _lesson_specs() -> dict[str, dict]:
     """name -> how to build it. Lesson 04: dynamically binarized MNIST; lesson 05: grey MNIST, fit defaults;
     lesson 06: dynamically binarized, the first 20k training digits, 8 epochs; lesson 07: the upright sprites;
     lesson 08: dynamically binarized MNIST, a CVAE and its unconditional twin."""
     long = 30  # epochs: the lessons train 5 (2 in quick mode); a shipped model can afford more
-    return {**_lesson_specs_0405(long), **_lesson06_specs(), **_lesson07_specs(), **_lesson08_specs()}
+    return {**_lesson_specs_0405(long), **_lesson06_specs(), **_lesson07_specs(), **_lesson08_specs(), **_lesson09_specs()}
 
 
 def _lesson_specs_0405(long: int) -> dict[str, dict]:
@@ -200,8 +244,10 @@ def eval_images(binarized: bool, ev: dict = EVAL) -> torch.Tensor:
 
 
 def eval_data(binarized: bool, ev: dict = EVAL, labelled: bool = False):
-    """``eval_images``, or for a conditional model the images with their labels (what ``evaluate`` reads)."""
+    """``eval_images``; for a conditional model the images with their labels; for a prior over codes their code grids."""
     x = eval_images(binarized, ev)
+    if "codes_of" in ev:
+        return code_grids(ev["codes_of"], x)
     if not labelled:
         return x
     return SimpleNamespace(images=x, labels=load_mnist(ev["split"], limit=ev["first_n"]).labels)
@@ -239,6 +285,12 @@ def build_lesson(name: str, epochs: int | None = None, limit: int | None = None)
             train = train.subset(n_train)
         data = f"sprites: every grid point of sprite_grid({spec['grid']}) ({len(train)} images, binary)"
         ev = {**EVAL_SPRITES, "grid": spec["grid"]}
+    elif "codes_of" in spec:  # a prior over codes: the shipped VQ-VAE's code grids of binarized digits
+        train = code_grids(spec["codes_of"], load_mnist("train", binarize="static", limit=n_train).images)
+        test = code_grids(spec["codes_of"], load_mnist("test", binarize="static").images)
+        data = (f"code grids by {spec['codes_of']} of MNIST train {'60k' if n_train is None else f'first {n_train}'} "
+                "and test 10k, each binarized once (seed 0)")
+        ev = {**EVAL, "codes_of": spec["codes_of"]}
     else:
         train = load_mnist("train", binarize=spec["binarize"], limit=n_train)
         test = load_mnist("test", binarize=spec["binarize"])
@@ -288,7 +340,7 @@ def build_lesson(name: str, epochs: int | None = None, limit: int | None = None)
                   "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
         **({} if test is None else {
             "final_test_elbo_10k": round(history.test_elbo[-1], 3) if history.test_elbo[-1] == history.test_elbo[-1] else None,
-            "final_test_recon_10k": round(history.test_recon[-1], 3)}),
+            "final_test_recon_10k": round(history.test_recon[-1], 3) if history.test_recon[-1] == history.test_recon[-1] else None}),
         "eval": {**ev, "binarized": binarized, **({"labelled": True} if spec.get("labelled") else {}),
                  **recorded_eval(model, binarized, ev, bool(spec.get("labelled")))},
         "bytes": path.stat().st_size,

@@ -62,6 +62,9 @@ def _eval_images(ev: dict) -> torch.Tensor:
     x = load_mnist(ev["split"], limit=ev["first_n"]).images  # (n, 1, 28, 28) grey
     if ev["binarized"]:
         x = bernoulli_binarize(x, torch.Generator().manual_seed(0))
+    if ev.get("codes_of"):  # a prior over codes: the shipped VQ-VAE's code grids of those images
+        vq, _ = load_checkpoint(CHECKPOINT_DIR / f"{ev['codes_of']}.pt", device="cpu")
+        return vq.codes(x)[:, None]
     if ev.get("labelled"):  # a conditional model: evaluate reads the labels beside the images
         return SimpleNamespace(images=x, labels=load_mnist(ev["split"], limit=ev["first_n"]).labels)
     return x
@@ -102,11 +105,16 @@ def test_checkpoint_reproduces_its_recorded_test_elbo(name):
     model, _ = _load(name, entry)
     torch.manual_seed(ev["z_seed"])
     got = evaluate(model, _eval_images(ev), batch_size=ev["batch_size"], seed=ev["z_seed"])
-    assert abs(got["recon"] - ev["recon"]) <= ATOL_NATS, f"{name}: recon {got['recon']:.4f} vs recorded {ev['recon']}"
-    if ev["elbo"] is None:  # the autoencoder has no ELBO
-        assert entry["model"] == "AutoEncoder" and math.isnan(got["elbo"])
-    else:
-        assert abs(got["elbo"] - ev["elbo"]) <= ATOL_NATS, f"{name}: ELBO {got['elbo']:.4f} vs recorded {ev['elbo']}"
+    # every term the model reports (recon, kl, elbo; codebook and commit for a VQ-VAE; nll for a prior over codes)
+    terms = sorted(k for k in got if k in ev)
+    assert {"recon", "elbo"} <= set(terms) and len(terms) >= 3, f"{name}: recorded {sorted(ev)}, evaluated {sorted(got)}"
+    for term in terms:
+        if ev[term] is None:  # a term the model does not have: the autoencoder's and the VQ-VAE's ELBO, a prior's recon
+            assert math.isnan(got[term]), f"{name}: {term} recorded as missing, evaluated {got[term]}"
+        else:
+            assert abs(got[term] - ev[term]) <= ATOL_NATS, f"{name}: {term} {got[term]:.4f} vs recorded {ev[term]}"
+    if ev["elbo"] is None:
+        assert entry["model"] in ("AutoEncoder", "VQVAE"), f"{name}: a {entry['model']} has an ELBO"
 
 
 # ---------------------------------------------------------------------------------------------

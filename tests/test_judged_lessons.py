@@ -95,6 +95,14 @@ ALTERNATIVES = {  # correct answers written differently from the solution (other
         "        F.cross_entropy(x @ w + b, labels.long()).backward()\n"
         "        opt.step()\n"
         "    return w.detach(), b.detach(), mean, std\n")),
+    # judged by values and the reported gradients: torch.cdist and a gather instead of the expanded distance
+    "09": ("ex1_quantize", (
+        "def quantize(z_e, codebook):\n"
+        "    b, d, h, w = z_e.shape\n"
+        "    flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)\n"
+        "    codes = torch.cdist(flat[None], codebook[None])[0].argmin(1).view(b, h, w)\n"
+        "    q = torch.index_select(codebook, 0, codes.flatten()).view(b, h, w, d).permute(0, 3, 1, 2)\n"
+        "    return q.detach() + z_e - z_e.detach(), codes\n")),
 }
 WRONG = {  # wrong answers that the kernel's own checks would catch, if they were allowed to
     "01": "def pca_fit(X, k):\n    _, _, Vh = torch.linalg.svd(X, full_matrices=False)   # not centred\n    return X.mean(0), Vh[:k].T\n",
@@ -123,6 +131,11 @@ WRONG = {  # wrong answers that the kernel's own checks would catch, if they wer
            "        g = (torch.softmax(x @ w + b, dim=1) - target) / len(x)\n"
            "        w, b = w - lr * (x.T @ g), b - lr * g.sum(0)\n"
            "    return w, b, mean, std\n"),
+    "09": ("def quantize(z_e, codebook):\n"
+           "    b, d, h, w = z_e.shape\n"
+           "    flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)\n"
+           "    codes = ((flat[:, None] - codebook[None]) ** 2).sum(-1).argmin(1).view(b, h, w)\n"
+           "    return codebook[codes].permute(0, 3, 1, 2), codes          # no straight-through: the encoder gets no gradient\n"),
 }
 
 

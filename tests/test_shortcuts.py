@@ -293,6 +293,45 @@ VARIANTS = {
                              "        return ll - torch.logsumexp(ll, 1, keepdim=True)\n"),
         },
     },
+    "09": {
+        "ex1_quantize": {
+            "library": ("def quantize(z_e, codebook):\n"
+                        "    from vae_core.vqvae import nearest_codes\n"
+                        "    b, d, h, w = z_e.shape\n"
+                        "    codes = nearest_codes(z_e.detach().permute(0, 2, 3, 1).reshape(-1, d), codebook.detach()).view(b, h, w)\n"
+                        "    q = codebook[codes].permute(0, 3, 1, 2)\n"
+                        "    return z_e + (q - z_e).detach(), codes\n"),
+        },
+        "ex2_ema_update": {
+            "library": ("def ema_update(z, codes, counts, sums, decay, epsilon):\n"
+                        "    from vae_core.vqvae import VectorQuantizerEMA\n"
+                        "    vq = VectorQuantizerEMA(counts.shape[0], z.shape[1], decay=decay).to(z.dtype).train()\n"
+                        "    vq.epsilon = epsilon\n"
+                        "    vq.ema_counts.copy_(counts)\n"
+                        "    vq.ema_sums.copy_(sums)\n"
+                        "    vq._ema_update(z.T.reshape(1, z.shape[1], -1, 1), codes.view(1, -1, 1))\n"
+                        "    return vq.ema_counts.clone(), vq.ema_sums.clone(), vq.codebook.clone()\n"),
+        },
+        "ex3_code_usage": {
+            "library": ("def code_usage(codes, K):\n"
+                        "    from vae_core.vqvae import dead_codes, perplexity\n"
+                        "    return float(perplexity(codes, K)), int(dead_codes(codes, K).sum())\n"),
+        },
+        "ex4_sample_codes": {
+            # the prior's own sampler where there is one (the test's toy prior has none)
+            "library sampler": ("def sample_codes(prior, u):\n"
+                                "    if hasattr(prior, 'sample'):\n"
+                                "        return prior.sample(u.shape[0], generator=torch.Generator().manual_seed(0))\n"
+                                "    n, h, w = u.shape\n"
+                                "    codes = torch.zeros(n, h, w, dtype=torch.long)\n"
+                                "    with torch.no_grad():\n"
+                                "        for i in range(h):\n"
+                                "            for j in range(w):\n"
+                                "                cdf = torch.softmax(prior(codes)[:, :, i, j], 1).cumsum(1)\n"
+                                "                codes[:, i, j] = (cdf <= u[:, i, j, None]).sum(1).clamp(max=cdf.shape[1] - 1)\n"
+                                "    return codes\n"),
+        },
+    },
 }
 CASES = [(lesson, ex, name) for lesson, exs in VARIANTS.items() for ex, names in exs.items() for name in names]
 

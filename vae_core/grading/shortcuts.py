@@ -175,6 +175,26 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         "python": frozenset({"vae_core.cvae:elbo", "vae_core.cvae:loss_terms", "vae_core.cvae:log_likelihood",
                              "vae_core.metrics:nll_estimate", "vae_core.models:log_likelihood"}),
     },
+    # lesson 09
+    "quantize": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.vqvae:nearest_codes", "vae_core.vqvae:assign", "vae_core.vqvae:lookup",
+                             "vae_core.vqvae:forward", "vae_core.vqvae:quantize", "vae_core.vqvae:codes"}),
+    },
+    "ema_update": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.vqvae:_ema_update", "vae_core.vqvae:forward"}),
+    },
+    "code_usage": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.vqvae:perplexity", "vae_core.vqvae:dead_codes", "vae_core.vqvae:code_counts",
+                             "scipy.stats._entropy:entropy", "vae_core.disentanglement:discrete_entropy"}),
+    },
+    "sample_codes": {
+        "torch": frozenset(),
+        # the prior's own forward is what the loop calls; its ready-made sampler is off limits
+        "python": frozenset({"vae_core.vqvae:sample"}),
+    },
 }
 
 
