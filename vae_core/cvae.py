@@ -44,6 +44,7 @@ from .models import (
     VAEConfig,
     _fmt,
     _Heads,
+    _importance_batches,
     _is_pos_int,
     _mlp,
     _randn,
@@ -258,13 +259,7 @@ class CVAE(nn.Module):
         A lower bound that tightens as k grows; k=1 is the ELBO. The k samples are drawn
         ``batch_k`` at a time (memory about batch_k * B images), as in ``VAE.log_likelihood``.
         """
-        if not _is_pos_int(k):
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        b = x.shape[0] if isinstance(x, Tensor) and x.dim() > 0 else 0
-        if batch_k is None:
-            batch_k = max(1, min(k, 8192 // max(b, 1)))  # ~8k decoded images per chunk
-        if not _is_pos_int(batch_k):
-            raise ValueError(f"batch_k must be a positive int or None, got {batch_k!r}")
+        b, batch_k = _importance_batches(x, k, batch_k)
         mu, logvar = self.encode(x, y)  # (B, D) each
         y_onehot = self._one_hot(y, b)  # (B, K)
         log_w = []

@@ -551,13 +551,7 @@ class VAE(nn.Module):
         A lower bound on log p(x) that tightens as k grows; k=1 is the ELBO. The k samples are
         drawn ``batch_k`` at a time so memory stays at about batch_k * B images.
         """
-        if not _is_pos_int(k):
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        b = x.shape[0] if isinstance(x, Tensor) and x.dim() > 0 else 0
-        if batch_k is None:
-            batch_k = max(1, min(k, 8192 // max(b, 1)))  # ~8k decoded images per chunk
-        if not _is_pos_int(batch_k):
-            raise ValueError(f"batch_k must be a positive int or None, got {batch_k!r}")
+        b, batch_k = _importance_batches(x, k, batch_k)
         mu, logvar = self.encode(x)  # (B, D) each
         log_w = []
         for start in range(0, k, batch_k):
@@ -632,6 +626,19 @@ class AutoEncoder(nn.Module):
 def build_model(config: VAEConfig) -> VAE:
     """``VAE(config)``, after checking ``config`` is a ``VAEConfig``."""
     return VAE(_check_config(config))
+
+
+def _importance_batches(x: object, k: object, batch_k: object) -> tuple[int, int]:
+    """(B, batch_k) for an importance-weighted estimate with k samples: checks k and batch_k, and by
+    default draws about 8k decoded images per chunk (batch_k * B)."""
+    if not _is_pos_int(k):
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    b = x.shape[0] if isinstance(x, Tensor) and x.dim() > 0 else 0
+    if batch_k is None:
+        batch_k = max(1, min(k, 8192 // max(b, 1)))  # ~8k decoded images per chunk
+    if not _is_pos_int(batch_k):
+        raise ValueError(f"batch_k must be a positive int or None, got {batch_k!r}")
+    return b, batch_k
 
 
 def _randn(shape, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
