@@ -56,6 +56,10 @@ ALTERNATIVES = {  # correct answers written differently from the solution (other
         "    log_q = (-0.5 * ((z - mq) / sq) ** 2 - sq.log()).sum(-1)\n"
         "    log_p = (-0.5 * ((z - mp) / sp) ** 2 - sp.log()).sum(-1)\n"
         "    return (log_q - log_p).mean(-1)\n")),
+    # judged by values and the reported gradients: the square root of the variance instead of exp(logvar / 2)
+    "03": ("ex1_reparameterize", (
+        "def reparameterize(mu, logvar, eps):\n"
+        "    return torch.sqrt(torch.exp(logvar)) * eps + mu\n")),
     "04": ("ex2_train_step", (
         "def train_step(model, optimizer, x, beta=1.0):\n"
         "    optimizer.zero_grad(set_to_none=False)\n"
@@ -109,6 +113,8 @@ WRONG = {  # wrong answers that the kernel's own checks would catch, if they wer
     "02": ("def kl_monte_carlo(mu_q, logvar_q, mu_p, logvar_p, n_samples, generator=None):\n"
            "    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0).sum(-1)\n"
            "    return kl + 1e-3 * torch.randn(kl.shape, generator=generator, dtype=kl.dtype) / math.sqrt(n_samples)\n"),
+    "03": ("def reparameterize(mu, logvar, eps):\n"
+           "    return (mu + torch.exp(0.5 * logvar) * eps).detach()     # right values, no gradient to mu or logvar\n"),
     "04": ("def train_step(model, optimizer, x, beta=1.0):\n"
            "    loss = model.elbo(x, beta=beta).loss          # no zero_grad: gradients pile up\n"
            "    loss.backward()\n    optimizer.step()\n    return loss.item()\n"),
