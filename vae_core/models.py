@@ -561,10 +561,14 @@ class VAE(nn.Module):
             x_params = self.decode(z.reshape(kc * b, -1))  # (kc*B, D) -> (kc*B, C, H, W)
             xk = x.expand(kc, *x.shape).reshape(kc * b, *x.shape[1:])  # (B, C, H, W) -> (kc*B, C, H, W)
             log_px_z = self.log_px_given_z(xk, x_params).view(kc, b)
-            log_pz = losses.log_normal_std(z)  # (kc, B)
+            log_pz = self.log_prior(z)  # (kc, B)
             log_qz = losses.log_normal_diag(z, mu, logvar)  # (kc, B)
             log_w.append(log_px_z + log_pz - log_qz)  # log w = log p(x, z) - log q(z|x)
         return losses.iwae_bound(torch.cat(log_w, 0))  # (k, B) -> (B,)
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        """log p(z) = log N(z; 0, I): z (..., D) -> (...). A variant with a learned prior overrides it."""
+        return losses.log_normal_std(z)
 
 
 class AutoEncoder(nn.Module):
