@@ -26,6 +26,7 @@ from vae_core.plots import (  # noqa: E402
     latent_scatter,
     loss_curves,
     kl_per_dim_bars,
+    density_panels,
     manifold,
     rate_distortion_plane,
     traversal_grid,
@@ -270,3 +271,24 @@ def test_kl_per_dim_bars_sorts_each_model_and_draws_one_bar_per_dimension():
         kl_per_dim_bars({})
     with pytest.raises(ValueError, match=r"must have shape \(D,\)"):
         kl_per_dim_bars({"a": [[1.0]]})
+
+
+def test_density_panels_draws_the_image_and_three_contour_levels_per_panel():
+    g = torch.linspace(-3, 3, 31)
+    yy, xx = torch.meshgrid(g, g, indexing="ij")
+    log_p = -0.5 * (xx**2 + yy**2)                  # N(0, I) up to a constant
+    log_q = -0.5 * ((xx - 1) ** 2 + yy**2) / 0.25   # a narrower blob at (1, 0)
+    fig = density_panels({"a": (log_q, log_p), "b": (log_p, log_q)}, extent=3.0)
+    assert len(fig.axes) == 2
+    img = fig.axes[0].images[0].get_array()
+    assert img.shape == (31, 31) and float(img.max()) == 1.0
+    peak = np.unravel_index(int(np.argmax(img)), img.shape)
+    assert peak == (15, 20)                          # row = y = 0, column = x = 1 (origin lower)
+    levels = fig.axes[0].collections[0].levels       # contours of the second grid at 0.1%, 1%, 10% of its peak
+    np.testing.assert_allclose(levels, np.log([1e-3, 1e-2, 1e-1]), atol=1e-9)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        density_panels({}, 1.0)
+    with pytest.raises(ValueError, match="extent must be a positive number"):
+        density_panels({"a": (log_p, log_p)}, 0)
+    with pytest.raises(ValueError, match="same shape"):
+        density_panels({"a": (log_p, log_p[:3])}, 1.0)

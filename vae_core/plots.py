@@ -36,6 +36,7 @@ __all__ = [
     "interpolation_rows",
     "rate_distortion_plane",
     "kl_per_dim_bars",
+    "density_panels",
 ]
 
 _CELL_INCHES = 0.45  # display size of one image in a grid
@@ -479,3 +480,47 @@ def kl_per_dim_bars(kl: Mapping[str, object], threshold: float | None = None, so
     if title:
         ax.set_title(title)
     return ax.figure
+
+
+def density_panels(panels: Mapping[str, tuple], extent: float, title: str | None = None) -> Figure:
+    """Two densities on a square 2-D grid, per model: one as an image, the other as contour lines.
+
+    Made for "the aggregate posterior against the prior" (lesson 10): the image shows where the
+    encoder puts the data, the contours where the prior puts its mass; prior contours over a dark
+    image are the holes.
+
+    Args:
+        panels: ``{"title": (log_image (G, G), log_contours (G, G))}``: log-densities on a ``G x G``
+            grid over ``[-extent, extent]^2``, row ``i`` at ``y_i``, column ``j`` at ``x_j`` (as
+            ``torch.meshgrid(ys, xs, indexing="ij")`` lays them out).
+        extent: half the width of the square grid, ``> 0``.
+
+    Returns:
+        The ``Figure``: one axes per panel; the image in density units (normalised per panel),
+        contours at 10%, 1% and 0.1% of the contour density's peak.
+    """
+    if not isinstance(panels, Mapping) or not panels:
+        raise ValueError("panels must be a non-empty dict {title: (log_image (G, G), log_contours (G, G))}")
+    if isinstance(extent, bool) or not isinstance(extent, (int, float)) or not extent > 0:
+        raise ValueError(f"extent must be a positive number (the grid spans [-extent, extent]^2), got {extent!r}")
+    arrays = {}
+    for name, pair in panels.items():
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise ValueError(f"panels[{name!r}] must be a pair (log_image, log_contours), got {type(pair).__name__}")
+        a, b = (v.detach().double().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=float)
+                for v in pair)
+        if a.ndim != 2 or a.shape[0] != a.shape[1] or b.shape != a.shape:
+            raise ValueError(f"panels[{name!r}] must hold two (G, G) grids of the same shape, got {a.shape} and {b.shape}")
+        arrays[name] = (a, b)
+    fig = _figure((4.0 * len(arrays), 4.0))
+    axes = fig.subplots(1, len(arrays), squeeze=False)[0]
+    box = (-extent, extent, -extent, extent)
+    for ax, (name, (a, b)) in zip(axes, arrays.items()):
+        ax.imshow(np.exp(a - a.max()), origin="lower", extent=box, cmap="magma", interpolation="bilinear")
+        g = np.linspace(-extent, extent, a.shape[0])
+        levels = sorted(b.max() + np.log([1e-3, 1e-2, 1e-1]))
+        ax.contour(g, g, b, levels=levels, colors="cyan", linewidths=0.8)
+        ax.set(title=name, xlabel="z[0]", ylabel="z[1]", aspect="equal")
+    if title:
+        fig.suptitle(title)
+    return fig

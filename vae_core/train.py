@@ -477,7 +477,13 @@ def register_model(cls: type[nn.Module], config_cls: type) -> type[nn.Module]:
 
 
 # Variant models register themselves when their module is imported; load_checkpoint imports it for them.
-_VARIANT_MODULES: dict[str, str] = {"CVAE": "vae_core.cvae", "VQVAE": "vae_core.vqvae", "CodePrior": "vae_core.vqvae"}
+_VARIANT_MODULES: dict[str, str] = {
+    "CVAE": "vae_core.cvae",
+    "VQVAE": "vae_core.vqvae",
+    "CodePrior": "vae_core.vqvae",
+    "HVAE": "vae_core.hierarchical",
+    "PriorVAE": "vae_core.priors",
+}
 
 
 def _registered(name: object) -> bool:
