@@ -185,6 +185,52 @@ def _lesson09_specs() -> dict[str, dict]:
     }
 
 
+# Lesson 10: a two-layer top-down HVAE (MLP 784-256 bottom-up, 128-wide top layer, z1 16, z2 8) trained exactly as
+# lesson08_vae, its one-layer baseline (60k dynamically binarized digits, 20 epochs), once plain and once with free
+# bits per layer; and a 2-D VAE with a learned 10-component mixture prior trained exactly as lesson05_vae2 (grey
+# MNIST, fit defaults, 30 epochs), so the prior is the only difference from lesson 05's N(0, I).
+L10_FREE_BITS = 0.5  # nats per latent dimension, per layer (as lesson 06's free-bits run)
+
+
+def lesson10_hvae():
+    """Lesson 10's two-layer HVAE: HVAEConfig() (784-256 / 256-128 bottom-up, z1 16, z2 8, Bernoulli)."""
+    from vae_core.hierarchical import HVAE, HVAEConfig
+
+    return HVAE(HVAEConfig())
+
+
+def lesson10_mog2():
+    """Lesson 10's learned prior: lesson05_vae2's VAE (784-400-2) with a 10-component Gaussian mixture prior."""
+    from vae_core.priors import PriorVAE, PriorVAEConfig
+
+    return PriorVAE(PriorVAEConfig(latent_dim=2, prior="mog", components=10))
+
+
+def lesson10_vamp2():
+    """Lesson 10's VampPrior: the same 2-D VAE with a prior mixing its own posteriors at 100 learned pseudo-images."""
+    from vae_core.priors import PriorVAE, PriorVAEConfig
+
+    return PriorVAE(PriorVAEConfig(latent_dim=2, prior="vamp", components=100))
+
+
+def _lesson10_specs(long: int) -> dict[str, dict]:
+    return {
+        "lesson10_hvae": dict(model=lesson10_hvae, binarize="dynamic", train=L08_TRAIN,
+                              why="lesson 10: two-layer top-down HVAE (784-256-128, z1 16, z2 8), Bernoulli, dynamically "
+                                  "binarized MNIST 60k, 20 epochs, plain ELBO (as lesson08_vae)"),
+        "lesson10_hvae_fb": dict(model=lesson10_hvae, binarize="dynamic",
+                                 train=dataclasses.replace(L08_TRAIN, free_bits=L10_FREE_BITS),
+                                 why=f"lesson 10: the same HVAE with free bits, lambda = {L10_FREE_BITS} nats per latent "
+                                     "dimension in each layer, dynamically binarized MNIST 60k, 20 epochs"),
+        "lesson10_mog2": dict(model=lesson10_mog2, binarize=None, train=TrainConfig(epochs=long, seed=0, progress=False),
+                              why="lesson 10: PriorVAE(PriorVAEConfig(latent_dim=2, prior='mog', components=10)) on grey "
+                                  "MNIST, fit defaults but 30 epochs on 60k (as lesson05_vae2)"),
+        "lesson10_vamp2": dict(model=lesson10_vamp2, binarize=None, train=TrainConfig(epochs=long, seed=0, progress=False),
+                               why="lesson 10: PriorVAE(PriorVAEConfig(latent_dim=2, prior='vamp', components=100)) on grey "
+                                   "MNIST, fit defaults but 30 epochs on 60k (as lesson05_vae2)"),
+    }
+
+
 def code_grids(vq_name: str, images: torch.Tensor) -> torch.Tensor:
     """The (N, 1, h, w) long code grids the shipped VQ-VAE ``vq_name`` gives ``images`` (what its prior is trained on)."""
     vq, _ = load_checkpoint(OUT[0] / f"{vq_name}.pt", device="cpu")
@@ -194,9 +240,11 @@ def code_grids(vq_name: str, images: torch.Tensor) -> torch.Tensor:
 def _lesson_specs() -> dict[str, dict]:
     """name -> how to build it. Lesson 04: dynamically binarized MNIST; lesson 05: grey MNIST, fit defaults;
     lesson 06: dynamically binarized, the first 20k training digits, 8 epochs; lesson 07: the upright sprites;
-    lesson 08: dynamically binarized MNIST, a CVAE and its unconditional twin."""
+    lesson 08: dynamically binarized MNIST, a CVAE and its unconditional twin; lesson 09: VQ-VAEs and a prior over
+    their codes; lesson 10: two-layer HVAEs beside lesson08_vae, a mixture-prior VAE beside lesson05_vae2."""
     long = 30  # epochs: the lessons train 5 (2 in quick mode); a shipped model can afford more
-    return {**_lesson_specs_0405(long), **_lesson06_specs(), **_lesson07_specs(), **_lesson08_specs(), **_lesson09_specs()}
+    return {**_lesson_specs_0405(long), **_lesson06_specs(), **_lesson07_specs(), **_lesson08_specs(), **_lesson09_specs(),
+            **_lesson10_specs(long)}
 
 
 def _lesson_specs_0405(long: int) -> dict[str, dict]:
