@@ -107,6 +107,21 @@ ALTERNATIVES = {  # correct answers written differently from the solution (other
         "    codes = torch.cdist(flat[None], codebook[None])[0].argmin(1).view(b, h, w)\n"
         "    q = torch.index_select(codebook, 0, codes.flatten()).view(b, h, w, d).permute(0, 3, 1, 2)\n"
         "    return q.detach() + z_e - z_e.detach(), codes\n")),
+    # judged by values and the reported gradients: log-sigmoids and standard deviations instead of BCE and log-variances
+    "10": ("ex1_hierarchical_elbo", (
+        "def hierarchical_elbo(model, x, eps2, eps1):\n"
+        "    h1 = model.bottom_up1(x.reshape(len(x), -1))\n"
+        "    m2, lv2 = model.q_z2(model.bottom_up2(h1))\n"
+        "    s2 = lv2.mul(0.5).exp()\n"
+        "    t = model.top_down(m2 + s2 * eps2)\n"
+        "    pm, plv = model.p_z1(t)\n"
+        "    m1, lv1 = model.q_z1(torch.cat([h1, t], -1))\n"
+        "    s1, ps = lv1.mul(0.5).exp(), plv.mul(0.5).exp()\n"
+        "    l = model.decoder(m1 + s1 * eps1)\n"
+        "    recon = -(x * F.logsigmoid(l) + (1 - x) * F.logsigmoid(-l)).sum((1, 2, 3))\n"
+        "    kl_1 = (ps.log() - s1.log() + (s1 ** 2 + (m1 - pm) ** 2) / (2 * ps ** 2) - 0.5).sum(1)\n"
+        "    kl_2 = (-s2.log() + (s2 ** 2 + m2 ** 2) / 2 - 0.5).sum(1)\n"
+        "    return recon, kl_1, kl_2\n")),
 }
 WRONG = {  # wrong answers that the kernel's own checks would catch, if they were allowed to
     "01": "def pca_fit(X, k):\n    _, _, Vh = torch.linalg.svd(X, full_matrices=False)   # not centred\n    return X.mean(0), Vh[:k].T\n",
@@ -142,6 +157,18 @@ WRONG = {  # wrong answers that the kernel's own checks would catch, if they wer
            "    flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)\n"
            "    codes = ((flat[:, None] - codebook[None]) ** 2).sum(-1).argmin(1).view(b, h, w)\n"
            "    return codebook[codes].permute(0, 3, 1, 2), codes          # no straight-through: the encoder gets no gradient\n"),
+    "10": ("def hierarchical_elbo(model, x, eps2, eps1):\n"
+           "    with torch.no_grad():                                       # right values, no gradient to train with\n"
+           "        h1 = model.bottom_up1(x.flatten(1))\n"
+           "        mu2, lv2 = model.q_z2(model.bottom_up2(h1))\n"
+           "        t = model.top_down(mu2 + torch.exp(0.5 * lv2) * eps2)\n"
+           "        pmu, plv = model.p_z1(t)\n"
+           "        mu1, lv1 = model.q_z1(torch.cat([h1, t], -1))\n"
+           "        logits = model.decoder(mu1 + torch.exp(0.5 * lv1) * eps1)\n"
+           "        recon = F.binary_cross_entropy_with_logits(logits, x, reduction='none').flatten(1).sum(1)\n"
+           "        kl_1 = 0.5 * (plv - lv1 + (lv1.exp() + (mu1 - pmu) ** 2) / plv.exp() - 1).sum(1)\n"
+           "        kl_2 = 0.5 * (lv2.exp() + mu2 ** 2 - 1 - lv2).sum(1)\n"
+           "    return recon, kl_1, kl_2\n"),
 }
 
 

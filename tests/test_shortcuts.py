@@ -332,6 +332,29 @@ VARIANTS = {
                                 "    return codes\n"),
         },
     },
+    "10": {
+        "ex1_hierarchical_elbo": {
+            "library": ("def hierarchical_elbo(model, x, eps2, eps1):\n"
+                        "    t = model.elbo(x, eps2=eps2, eps1=eps1)\n"
+                        "    return t.recon, t.kl['kl_1'], t.kl['kl_2']\n"),
+        },
+        "ex2_ancestral_sample": {
+            "library": ("def ancestral_sample(model, eps2, eps1):\n"
+                        "    return model.sample(eps2.shape[0], z2=eps2, generator=torch.Generator().manual_seed(0))\n"),
+        },
+        "ex3_mog_log_prob": {
+            "torch.distributions": ("def mog_log_prob(z, means, logvars, logits):\n"
+                                    "    import torch.distributions as D\n"
+                                    "    comp = D.Independent(D.Normal(means, torch.exp(0.5 * logvars)), 1)\n"
+                                    "    return D.MixtureSameFamily(D.Categorical(logits=logits), comp).log_prob(z)\n"),
+        },
+        "ex4_prior_holes": {
+            "library": ("def prior_holes(z, log_p, mu, logvar):\n"
+                        "    from vae_core.priors import aggregate_log_prob\n"
+                        "    gap = log_p - aggregate_log_prob(mu, logvar, z)\n"
+                        "    return float(gap.mean()), float((gap > math.log(10.0)).double().mean())\n"),
+        },
+    },
 }
 CASES = [(lesson, ex, name) for lesson, exs in VARIANTS.items() for ex, names in exs.items() for name in names]
 

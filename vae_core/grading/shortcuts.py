@@ -195,6 +195,36 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         # the prior's own forward is what the loop calls; its ready-made sampler is off limits
         "python": frozenset({"vae_core.vqvae:sample"}),
     },
+    "hierarchical_elbo": {
+        "torch": frozenset(),
+        # the library's HVAE passes and the closed-form KLs; the model's own layers are what the answer calls
+        "python": frozenset({"vae_core.hierarchical:elbo", "vae_core.hierarchical:posteriors",
+                             "vae_core.hierarchical:_top_down", "vae_core.hierarchical:_bottom_up",
+                             "vae_core.hierarchical:loss_terms", "vae_core.hierarchical:log_likelihood",
+                             "vae_core.losses:elbo", "vae_core.losses:kl_standard_normal", "vae_core.losses:kl_diag_gaussians",
+                             "vae_core.losses:bernoulli_log_prob", "torch.distributions.kl:kl_divergence"}),
+    },
+    "ancestral_sample": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.hierarchical:sample", "vae_core.models:sample"}),
+    },
+    "mog_log_prob": {
+        "torch": frozenset(),
+        # torch.logsumexp is allowed (lesson 00 wrote it); the ready-made densities are not
+        "python": frozenset({"vae_core.priors:log_prob", "vae_core.priors:aggregate_log_prob", "vae_core.priors:prior_log_prob",
+                             "vae_core.priors:_mixture_log_prob",
+                             "vae_core.losses:log_normal_diag", "vae_core.losses:log_normal_std",
+                             "torch.distributions.mixture_same_family:log_prob", "torch.distributions.normal:log_prob",
+                             "torch.distributions.independent:log_prob",
+                             "torch.distributions.multivariate_normal:log_prob"}),
+    },
+    "prior_holes": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.priors:prior_gap", "vae_core.priors:aggregate_log_prob", "vae_core.priors:log_prob",
+                             "vae_core.priors:_mixture_log_prob",
+                             "vae_core.losses:log_normal_diag", "torch.distributions.mixture_same_family:log_prob",
+                             "torch.distributions.normal:log_prob", "torch.distributions.independent:log_prob"}),
+    },
 }
 
 
