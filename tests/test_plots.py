@@ -279,9 +279,9 @@ def test_density_panels_draws_the_image_and_three_contour_levels_per_panel():
     log_p = -0.5 * (xx**2 + yy**2)                  # N(0, I) up to a constant
     log_q = -0.5 * ((xx - 1) ** 2 + yy**2) / 0.25   # a narrower blob at (1, 0)
     fig = density_panels({"a": (log_q, log_p), "b": (log_p, log_q)}, extent=3.0)
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 3                        # two panels and the colour bar
     img = fig.axes[0].images[0].get_array()
-    assert img.shape == (31, 31) and float(img.max()) == 1.0
+    assert img.shape == (31, 31) and float(img.max()) == 0.0 and float(img.min()) == -12.0   # log scale, floored
     peak = np.unravel_index(int(np.argmax(img)), img.shape)
     assert peak == (15, 20)                          # row = y = 0, column = x = 1 (origin lower)
     levels = fig.axes[0].collections[0].levels       # contours of the second grid at 0.1%, 1%, 10% of its peak

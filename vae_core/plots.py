@@ -482,7 +482,7 @@ def kl_per_dim_bars(kl: Mapping[str, object], threshold: float | None = None, so
     return ax.figure
 
 
-def density_panels(panels: Mapping[str, tuple], extent: float, title: str | None = None) -> Figure:
+def density_panels(panels: Mapping[str, tuple], extent: float, title: str | None = None, floor: float = 12.0) -> Figure:
     """Two densities on a square 2-D grid, per model: one as an image, the other as contour lines.
 
     Made for "the aggregate posterior against the prior" (lesson 10): the image shows where the
@@ -494,10 +494,11 @@ def density_panels(panels: Mapping[str, tuple], extent: float, title: str | None
             grid over ``[-extent, extent]^2``, row ``i`` at ``y_i``, column ``j`` at ``x_j`` (as
             ``torch.meshgrid(ys, xs, indexing="ij")`` lays them out).
         extent: half the width of the square grid, ``> 0``.
+        floor: the image shows the log-density from its peak down to ``peak - floor`` nats (black below).
 
     Returns:
-        The ``Figure``: one axes per panel; the image in density units (normalised per panel),
-        contours at 10%, 1% and 0.1% of the contour density's peak.
+        The ``Figure``: one axes per panel; the image as log-density relative to its peak (shared
+        colour bar), contours at 10%, 1% and 0.1% of the contour density's peak.
     """
     if not isinstance(panels, Mapping) or not panels:
         raise ValueError("panels must be a non-empty dict {title: (log_image (G, G), log_contours (G, G))}")
@@ -512,15 +513,18 @@ def density_panels(panels: Mapping[str, tuple], extent: float, title: str | None
         if a.ndim != 2 or a.shape[0] != a.shape[1] or b.shape != a.shape:
             raise ValueError(f"panels[{name!r}] must hold two (G, G) grids of the same shape, got {a.shape} and {b.shape}")
         arrays[name] = (a, b)
-    fig = _figure((4.0 * len(arrays), 4.0))
+    fig = _figure((4.0 * len(arrays) + 0.8, 4.0))
     axes = fig.subplots(1, len(arrays), squeeze=False)[0]
     box = (-extent, extent, -extent, extent)
     for ax, (name, (a, b)) in zip(axes, arrays.items()):
-        ax.imshow(np.exp(a - a.max()), origin="lower", extent=box, cmap="magma", interpolation="bilinear")
+        # the image on a log scale, from its peak down to e^-floor of it: holes show up as black, not as "dim"
+        im = ax.imshow(np.maximum(a - a.max(), -floor), origin="lower", extent=box, cmap="magma",
+                       vmin=-floor, vmax=0.0, interpolation="bilinear")
         g = np.linspace(-extent, extent, a.shape[0])
         levels = sorted(b.max() + np.log([1e-3, 1e-2, 1e-1]))
-        ax.contour(g, g, b, levels=levels, colors="cyan", linewidths=0.8)
+        ax.contour(g, g, b, levels=levels, colors="cyan", linewidths=0.8, linestyles="solid")
         ax.set(title=name, xlabel="z[0]", ylabel="z[1]", aspect="equal")
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="log density - its peak [nats]")
     if title:
         fig.suptitle(title)
     return fig
