@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -35,7 +32,8 @@ from vae_core.data.batches import Batch
 from vae_core.models import LossWeights, VAEConfig
 from vae_core.train import TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+from fresh_process import run_fresh  # tests/ is on the path, as for nb_helpers
+
 SMALL = CVAEConfig(input_shape=(1, 8, 8), n_classes=3, latent_dim=2, hidden=(16,))
 
 
@@ -295,9 +293,7 @@ def test_load_checkpoint_finds_the_cvae_without_importing_it_first(tmp_path):
         "z = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))\n"
         f"torch.save(model.sample_with(z, [2, 0, 1]), {str(tmp_path / 'out.pt')!r})\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    run_fresh(script)
     got = torch.load(tmp_path / "out.pt", weights_only=True)
     torch.testing.assert_close(got, model.sample_with(z, [2, 0, 1]), rtol=0, atol=0)
 

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -34,7 +31,8 @@ from vae_core.metrics import active_units, nll_estimate
 from vae_core.models import VAE, LossWeights, VAEConfig
 from vae_core.train import TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+from fresh_process import run_fresh  # tests/ is on the path, as for nb_helpers
+
 SMALL = HVAEConfig(input_shape=(1, 4, 4), hidden=(12,), top_hidden=6, z1_dim=3, z2_dim=2)
 F64 = torch.float64
 
@@ -326,9 +324,7 @@ def test_load_checkpoint_rebuilds_the_hvae_in_a_fresh_process(tmp_path):
         "assert type(model).__name__ == 'HVAE' and model.config.hidden == (12, 8), model.config\n"
         f"torch.save(model.sample(3, torch.Generator().manual_seed(0)), {str(tmp_path / 'out.pt')!r})\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    run_fresh(script)
     got = torch.load(tmp_path / "out.pt", weights_only=True)
     torch.testing.assert_close(got, model.sample(3, torch.Generator().manual_seed(0)), rtol=0, atol=0)
     back, _ = load_checkpoint(path, device="cpu")

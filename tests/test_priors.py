@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -41,7 +38,8 @@ from vae_core.priors import (
 )
 from vae_core.train import TrainConfig, fit, load_checkpoint, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+from fresh_process import run_fresh  # tests/ is on the path, as for nb_helpers
+
 SMALL = PriorVAEConfig(input_shape=(1, 8, 8), latent_dim=2, hidden=(16,), components=3)
 F64 = torch.float64
 
@@ -446,9 +444,7 @@ def test_checkpoint_round_trip_in_a_fresh_process(tmp_path):
         "assert type(model).__name__ == 'PriorVAE'\n"
         f"torch.save(model.sample(5, generator=torch.Generator().manual_seed(0)), {str(tmp_path / 'out.pt')!r})\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    run_fresh(script)
     got = torch.load(tmp_path / "out.pt", weights_only=True)
     torch.testing.assert_close(got, model.sample(5, generator=torch.Generator().manual_seed(0)), rtol=0, atol=0)
 
