@@ -249,6 +249,14 @@ def _lesson_specs() -> dict[str, dict]:
 
 def _lesson_specs_0405(long: int) -> dict[str, dict]:
     return {
+        "lesson01_ae": dict(
+            model=lambda: AutoEncoder(VAEConfig(latent_dim=16, hidden=(256,))),
+            binarize=None,
+            limit=20_000,
+            train=TrainConfig(epochs=5, batch_size=128, lr=1e-3, seed=0, progress=False),
+            why="lesson 01: AutoEncoder 784-256-16 (Bernoulli decoder) on the first 20k grey training digits, 5 epochs: "
+                "the notebook's full-mode run, shipped so quick mode shows a trained model too",
+        ),
         "lesson04_vae": dict(
             model=lambda: VAE(pytorch_examples_config()),
             binarize="dynamic",
