@@ -231,6 +231,29 @@ def _lesson10_specs(long: int) -> dict[str, dict]:
     }
 
 
+# Lesson 11: anomaly detection by a VAE that never saw one digit class. Ten VAEs, one per held-out class, each
+# 784-64-16 (as lesson 06's, so ten fit the checkpoint budget) on the ~54k training digits of the other nine classes,
+# dynamically binarized, 20 epochs; the history's test set is the 10k test digits without that class too.
+L11_TRAIN = TrainConfig(epochs=20, batch_size=128, lr=1e-3, seed=0, progress=False)
+
+
+def _lesson11_specs() -> dict[str, dict]:
+    return {
+        f"lesson11_no{c}": dict(model=lesson06_vae, binarize="dynamic", train=L11_TRAIN, exclude=c,
+                                why=f"lesson 11 anomaly detection: VAE 784-64-16 (Bernoulli) trained without digit {c}: "
+                                    f"the MNIST training digits of the other nine classes, dynamically binarized, 20 epochs")
+        for c in range(10)
+    }
+
+
+def without_class(data, c: int | None):
+    """``data`` (a Dataset) without the examples labelled ``c`` (unchanged when ``c`` is None)."""
+    if c is None:
+        return data
+    keep = data.labels != c
+    return dataclasses.replace(data, images=data.images[keep], labels=data.labels[keep], name=f"{data.name}-no{c}")
+
+
 def code_grids(vq_name: str, images: torch.Tensor) -> torch.Tensor:
     """The (N, 1, h, w) long code grids the shipped VQ-VAE ``vq_name`` gives ``images`` (what its prior is trained on)."""
     vq, _ = load_checkpoint(OUT[0] / f"{vq_name}.pt", device="cpu")
@@ -241,10 +264,11 @@ def _lesson_specs() -> dict[str, dict]:
     """name -> how to build it. Lesson 04: dynamically binarized MNIST; lesson 05: grey MNIST, fit defaults;
     lesson 06: dynamically binarized, the first 20k training digits, 8 epochs; lesson 07: the upright sprites;
     lesson 08: dynamically binarized MNIST, a CVAE and its unconditional twin; lesson 09: VQ-VAEs and a prior over
-    their codes; lesson 10: two-layer HVAEs beside lesson08_vae, a mixture-prior VAE beside lesson05_vae2."""
+    their codes; lesson 10: two-layer HVAEs beside lesson08_vae, a mixture-prior VAE beside lesson05_vae2; lesson 11:
+    ten small VAEs, each trained without one digit class."""
     long = 30  # epochs: the lessons train 5 (2 in quick mode); a shipped model can afford more
     return {**_lesson_specs_0405(long), **_lesson06_specs(), **_lesson07_specs(), **_lesson08_specs(), **_lesson09_specs(),
-            **_lesson10_specs(long)}
+            **_lesson10_specs(long), **_lesson11_specs()}
 
 
 def _lesson_specs_0405(long: int) -> dict[str, dict]:
@@ -348,10 +372,12 @@ def build_lesson(name: str, epochs: int | None = None, limit: int | None = None)
                 "and test 10k, each binarized once (seed 0)")
         ev = {**EVAL, "codes_of": spec["codes_of"]}
     else:
-        train = load_mnist("train", binarize=spec["binarize"], limit=n_train)
-        test = load_mnist("test", binarize=spec["binarize"])
+        train = without_class(load_mnist("train", binarize=spec["binarize"], limit=n_train), spec.get("exclude"))
+        test = without_class(load_mnist("test", binarize=spec["binarize"]), spec.get("exclude"))
         data = (f"MNIST train {'60k' if n_train is None else f'first {n_train}'}, binarize={spec['binarize']!r}; "
                 "test 10k for the history")
+        if spec.get("exclude") is not None:
+            data += f"; digit {spec['exclude']} left out of both ({len(train)} training, {len(test)} test digits)"
         ev = EVAL
     seed_everything(cfg.seed)  # the initial weights
     model = spec["model"]()

@@ -122,6 +122,23 @@ ALTERNATIVES = {  # correct answers written differently from the solution (other
         "    kl_1 = (ps.log() - s1.log() + (s1 ** 2 + (m1 - pm) ** 2) / (2 * ps ** 2) - 0.5).sum(1)\n"
         "    kl_2 = (-s2.log() + (s2 ** 2 + m2 ** 2) / 2 - 0.5).sum(1)\n"
         "    return recon, kl_1, kl_2\n")),
+    # judged by reported accuracies: another correct solver (the bias as a column of ones, unpenalised, float64)
+    "11": ("ex4_linear_probe", (
+        "def linear_probe(train_f, train_y, test_f, test_y, weight_decay):\n"
+        "    c = int(max(train_y.max(), test_y.max())) + 1\n"
+        "    X = torch.cat([train_f.double(), torch.ones(len(train_f), 1, dtype=torch.float64)], 1)\n"
+        "    T = torch.cat([test_f.double(), torch.ones(len(test_f), 1, dtype=torch.float64)], 1)\n"
+        "    theta = torch.zeros(X.shape[1], c, dtype=torch.float64, requires_grad=True)\n"
+        "    mask = torch.ones(X.shape[1], 1, dtype=torch.float64)\n"
+        "    mask[-1] = 0.0\n"
+        "    opt = torch.optim.LBFGS([theta], max_iter=1000, tolerance_grad=1e-10, tolerance_change=1e-14, line_search_fn='strong_wolfe')\n"
+        "    def f():\n"
+        "        opt.zero_grad()\n"
+        "        loss = -torch.log_softmax(X @ theta, 1)[torch.arange(len(X)), train_y].mean() + weight_decay / 2 * ((theta * mask) ** 2).sum()\n"
+        "        loss.backward()\n"
+        "        return loss\n"
+        "    opt.step(f)\n"
+        "    return float(((T @ theta).argmax(1) == test_y).double().mean())\n")),
 }
 WRONG = {  # wrong answers that the kernel's own checks would catch, if they were allowed to
     "01": "def pca_fit(X, k):\n    _, _, Vh = torch.linalg.svd(X, full_matrices=False)   # not centred\n    return X.mean(0), Vh[:k].T\n",
@@ -169,6 +186,16 @@ WRONG = {  # wrong answers that the kernel's own checks would catch, if they wer
            "        kl_1 = 0.5 * (plv - lv1 + (lv1.exp() + (mu1 - pmu) ** 2) / plv.exp() - 1).sum(1)\n"
            "        kl_2 = 0.5 * (lv2.exp() + mu2 ** 2 - 1 - lv2).sum(1)\n"
            "    return recon, kl_1, kl_2\n"),
+    "11": ("def linear_probe(train_f, train_y, test_f, test_y, weight_decay):\n"
+           "    c = int(max(train_y.max(), test_y.max())) + 1\n"
+           "    W = torch.zeros(train_f.shape[1], c, requires_grad=True)\n"
+           "    b = torch.zeros(c, requires_grad=True)\n"
+           "    opt = torch.optim.SGD([W, b], lr=0.05)\n"
+           "    for _ in range(10):                                          # stopped long before the optimum\n"
+           "        opt.zero_grad()\n"
+           "        (F.cross_entropy(train_f @ W + b, train_y) + weight_decay / 2 * (W ** 2).sum()).backward()\n"
+           "        opt.step()\n"
+           "    return float(((test_f @ W + b).argmax(1) == test_y).double().mean())\n"),
 }
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from vae_core.losses import ELBOTerms
-from vae_core.metrics import EVAL_BINARIZE_SEED, active_units, bits_per_dim, nll_estimate, roc_auc
+from vae_core.metrics import EVAL_BINARIZE_SEED, active_units, bits_per_dim, nll_estimate, png_bits, roc_auc
 
 
 class FakeVAE(nn.Module):
@@ -204,3 +204,30 @@ def test_roc_auc_matches_hand_computed_values():
 def test_roc_auc_refuses_bad_inputs(scores, labels, match):
     with pytest.raises(ValueError, match=match):
         roc_auc(scores, labels)
+
+
+def test_png_bits_is_the_length_of_a_lossless_1_bit_png():
+    import io
+
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(3, 1, 28, 28, generator=g) < 0.2).float()
+    x[0] = 0.0                                         # a blank image
+    bits = png_bits(x)
+    assert bits.shape == (3,) and bits.dtype == torch.float32
+    for img, b in zip(x, bits):                        # the file it measured decodes back to the same pixels
+        buf = io.BytesIO()
+        Image.fromarray(img[0].numpy().astype(bool)).save(buf, format="PNG", optimize=True)
+        assert 8 * len(buf.getvalue()) == b
+        back = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L")) > 0
+        assert (back == img[0].numpy().astype(bool)).all()
+    assert bits[0] < bits[1] and bits[0] < bits[2]      # noise costs more than nothing
+    assert 28 * 28 < bits[1] < 2 * 28 * 28 + 1000      # 1 bit per pixel, give or take deflate and headers
+
+
+def test_png_bits_refuses_grey_or_misshapen_images():
+    with pytest.raises(ValueError, match="binary images"):
+        png_bits(torch.full((1, 1, 4, 4), 0.5))
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        png_bits(torch.zeros(4, 4))

@@ -29,6 +29,8 @@ from vae_core.plots import (  # noqa: E402
     density_panels,
     manifold,
     rate_distortion_plane,
+    roc_curves,
+    score_histograms,
     traversal_grid,
 )
 
@@ -292,3 +294,34 @@ def test_density_panels_draws_the_image_and_three_contour_levels_per_panel():
         density_panels({"a": (log_p, log_p)}, 0)
     with pytest.raises(ValueError, match="same shape"):
         density_panels({"a": (log_p, log_p[:3])}, 1.0)
+
+
+def test_roc_curves_draws_each_curve_and_the_diagonal_and_refuses_bad_pairs():
+    fig = roc_curves({"a": ([0, 0.5, 1], [0, 0.9, 1]), "b": (torch.tensor([0.0, 1.0]), torch.tensor([0.0, 1.0]))})
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert [ln.get_label() for ln in lines] == ["a", "b", "chance"]
+    np.testing.assert_allclose(lines[0].get_ydata(), [0, 0.9, 1])
+    plt.close(fig)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        roc_curves({})
+    with pytest.raises(ValueError, match="same length"):
+        roc_curves({"a": ([0, 1], [0, 0.5, 1])})
+    with pytest.raises(ValueError, match="must be a pair"):
+        roc_curves({"a": [0, 0.5, 1]})
+
+
+def test_score_histograms_share_bins_and_are_densities():
+    a, b = np.arange(100.0), np.full(10, 50.0)
+    fig = score_histograms({"wide": a, "spike": torch.tensor(b)}, xlabel="NLL [nats]", bins=10)
+    (ax,) = fig.axes
+    wide, spike = ax.patches                          # one filled polygon per set
+    assert "median 50" in ax.get_legend().get_texts()[1].get_text()
+    # densities: the spike's bin has height 1 / bin width = 1 / 9.9, the uniform set about 0.1 per bin
+    assert spike.get_xy()[:, 1].max() == pytest.approx(1 / 9.9)
+    assert wide.get_xy()[:, 1].max() == pytest.approx(10 / (100 * 9.9))      # 10 of the 100 values per bin
+    plt.close(fig)
+    with pytest.raises(ValueError, match="finite numbers"):
+        score_histograms({"a": [1.0, float("nan")]}, xlabel="x")
+    with pytest.raises(ValueError, match="bins must be a positive int"):
+        score_histograms({"a": [1.0]}, xlabel="x", bins=0)

@@ -355,6 +355,28 @@ VARIANTS = {
                         "    return float(gap.mean()), float((gap > math.log(10.0)).double().mean())\n"),
         },
     },
+    "11": {
+        "ex1_anomaly_scores": {
+            "library": ("def anomaly_scores(model, x, eps):\n"
+                        "    nll = -model.log_likelihood(x, k=eps.shape[0], generator=torch.Generator().manual_seed(0))\n"
+                        "    t = model.elbo(x)\n"
+                        "    return t.recon + t.kl, nll, t.recon\n"),
+        },
+        "ex2_auroc": {
+            "scikit-learn": ("def auroc(normal, anomalous):\n"
+                             "    from sklearn.metrics import roc_auc_score\n"
+                             "    y = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]\n"
+                             "    return float(roc_auc_score(y, torch.cat([normal, anomalous]).numpy()))\n"),
+            "library": ("def auroc(normal, anomalous):\n"
+                        "    from vae_core.metrics import roc_auc\n"
+                        "    return roc_auc(torch.cat([normal, anomalous]), torch.cat([torch.zeros(len(normal)), torch.ones(len(anomalous))]))\n"),
+        },
+        "ex4_linear_probe": {
+            "scikit-learn": ("def linear_probe(train_f, train_y, test_f, test_y, weight_decay):\n"
+                             "    clf = LogisticRegression(C=1 / (weight_decay * len(train_f)), max_iter=10_000, tol=1e-10)\n"
+                             "    return float(clf.fit(train_f.numpy(), train_y.numpy()).score(test_f.numpy(), test_y.numpy()))\n"),
+        },
+    },
 }
 CASES = [(lesson, ex, name) for lesson, exs in VARIANTS.items() for ex, names in exs.items() for name in names]
 

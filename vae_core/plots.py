@@ -528,3 +528,76 @@ def density_panels(panels: Mapping[str, tuple], extent: float, title: str | None
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _curve_arrays(name: str, pair) -> tuple[np.ndarray, np.ndarray]:
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        raise ValueError(f"curves[{name!r}] must be a pair (false positive rates, true positive rates), got {type(pair).__name__}")
+    a, b = (v.detach().double().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=float) for v in pair)
+    if a.ndim != 1 or a.shape != b.shape or a.size < 2:
+        raise ValueError(f"curves[{name!r}]: fpr and tpr must be 1-D of the same length >= 2, got {a.shape} and {b.shape}")
+    return a, b
+
+
+def roc_curves(curves: Mapping[str, tuple], title: str | None = None, ax: Axes | None = None) -> Figure:
+    """ROC curves of several scores on one pair of axes, with the chance diagonal.
+
+    Args:
+        curves: ``{"score name (AUROC ...)": (fpr (M,), tpr (M,))}``, e.g. from ``sklearn.metrics.roc_curve``.
+
+    Returns:
+        The ``Figure`` (one square axes, or ``ax.figure``).
+    """
+    if not isinstance(curves, Mapping) or not curves:
+        raise ValueError("curves must be a non-empty dict {name: (fpr, tpr)}")
+    arrays = {name: _curve_arrays(name, pair) for name, pair in curves.items()}
+    if ax is None:
+        fig = _figure((4.6, 4.2))
+        ax = fig.add_subplot()
+    for name, (fpr, tpr) in arrays.items():
+        ax.plot(fpr, tpr, lw=1.5, label=name, drawstyle="steps-post")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="chance")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (normal digits flagged)",
+           ylabel="true positive rate (anomalies flagged)", aspect="equal")
+    ax.legend(fontsize="small", loc="best")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def score_histograms(scores: Mapping[str, object], xlabel: str, bins: int = 60, title: str | None = None,
+                     ax: Axes | None = None) -> Figure:
+    """Overlaid density histograms of a per-example score for several sets, on shared bins.
+
+    Args:
+        scores: ``{"set name": (N,) scores}`` (finite numbers), e.g. the NLL of test digits and of outliers.
+        xlabel: what the score is, with its unit.
+        bins: number of shared bins between the smallest and largest score.
+
+    Returns:
+        The ``Figure`` (one axes, or ``ax.figure``); the y axis is a density, so sets of different sizes compare.
+    """
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError("scores must be a non-empty dict {set name: (N,) scores}")
+    arrays = {}
+    for name, v in scores.items():
+        a = v.detach().double().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=float)
+        if a.ndim != 1 or a.size == 0 or not np.isfinite(a).all():
+            raise ValueError(f"scores[{name!r}] must be a non-empty 1-D array of finite numbers, got shape {a.shape}")
+        arrays[name] = a
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    lo, hi = min(a.min() for a in arrays.values()), max(a.max() for a in arrays.values())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    if ax is None:
+        fig = _figure((7.0, 3.2))
+        ax = fig.add_subplot()
+    for name, a in arrays.items():
+        ax.hist(a, bins=edges, density=True, histtype="stepfilled", alpha=0.35, label=f"{name} (median {np.median(a):.0f})")
+    ax.set(xlabel=xlabel, ylabel="density")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax.figure

@@ -8,7 +8,7 @@ sprites with known factors, and ``Batches``, a fast mini-batch iterator over in-
 
 Importing this package reads no file; the arrays are read (and checksummed) on first load.
 """
-from . import sprites
+from . import ood, sprites
 from .batches import Batches
 from .dataset import Dataset, bernoulli_binarize, load_dataset, static_binarize
 from .digits import load_digits
@@ -28,6 +28,6 @@ from .sprites import (
 __all__ = [
     "Batches", "Dataset", "load_dataset", "load_mnist", "load_digits", "load_sprites",
     "mnist_arrays", "verify_mnist", "DATA_DIR_ENV", "bernoulli_binarize", "static_binarize",
-    "sprites", "SPRITE_FACTORS", "render_sprites", "sample_sprites", "sample_with_fixed_factor", "sprite_grid",
+    "ood", "sprites", "SPRITE_FACTORS", "render_sprites", "sample_sprites", "sample_with_fixed_factor", "sprite_grid",
     "factor_values", "factors_to_index", "index_to_factors",
 ]
