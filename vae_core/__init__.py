@@ -2,10 +2,13 @@
 
 Importing it does nothing: no downloads, no prints, no argument parsing. Modules:
 
-- ``vae_core.data``     bundled MNIST, sklearn digits, procedural sprites, a fast batch iterator
+- ``vae_core.data``     bundled MNIST, sklearn digits, procedural sprites, MOSES SMILES, grammar sentences,
+  a fast batch iterator
 - ``vae_core.losses``   KL terms, log-likelihoods, the ELBO and the importance-weighted bound
 - ``vae_core.models``   MLP / conv encoders and decoders, the ``VAE`` and its config
 - ``vae_core.train``    one plain PyTorch loop for every model (``loss_terms``), KL schedules, checkpoints
+- ``vae_core.sequence`` tokenizers, the masked sequence loss, word dropout, the GRU sequence VAE and its decoding
+- ``vae_core.chem``     RDKit and SELFIES helpers, validity / uniqueness / novelty (imports RDKit only when called)
 - ``vae_core.latent``   lerp, slerp, traversals, 2-D manifold grids
 - ``vae_core.metrics``  active units, NLL in nats and bits/dim, ROC AUC
 - ``vae_core.diagnostics``  rate and distortion, KL per dimension, active units during training, beta sweeps

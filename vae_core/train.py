@@ -229,9 +229,20 @@ def kl_weight(epoch: float, config: TrainConfig) -> float:
 # data and objectives
 
 
+def _is_sequence(data: object) -> bool:
+    """A sequence dataset (``vae_core.sequence.SequenceData``): its batches carry ``lengths``, not labels."""
+    return hasattr(data, "tokens") and hasattr(data, "lengths")
+
+
 def _data(data: object, name: str) -> tuple[Tensor, Tensor | None, str | None]:
     """(images, labels or None, binarize) from a ``vae_core.data.Dataset`` (anything with ``.images``,
     optionally ``.labels``) or a (N, C, H, W) tensor (no labels)."""
+    if _is_sequence(data):  # vae_core.sequence.SequenceData: (N, T) token ids, lengths ride as the labels
+        tokens, lengths = data.tokens, data.lengths
+        if not (isinstance(tokens, Tensor) and tokens.dim() == 2 and tokens.shape[0] > 0
+                and isinstance(lengths, Tensor) and lengths.shape == tokens.shape[:1]):
+            raise ValueError(f"{name} must hold (N, T) tokens and (N,) lengths, got {getattr(tokens, 'shape', tokens)!r}")
+        return tokens, lengths, None
     if isinstance(data, Tensor):
         images, labels, binarize = data, None, None
     elif hasattr(data, "images"):
@@ -306,8 +317,10 @@ def _batches(images: Tensor, labels: Tensor | None, batch_size: int, shuffle: bo
     return Batches(images, labels, batch_size=batch_size, shuffle=shuffle, drop_last=False, binarize=binarize, seed=seed)
 
 
-def _epoch(batches: Batches) -> Iterator[Batch]:
-    """One epoch of ``Batch`` objects (with labels when ``batches`` has them)."""
+def _epoch(batches: Batches, sequences: bool = False) -> Iterator[Batch]:
+    """One epoch of ``Batch`` objects (with labels when ``batches`` has them; with lengths for sequences)."""
+    if sequences:
+        return (Batch(x, lengths=n) for x, n in batches)
     if batches.labels is None:
         return (Batch(x) for x in batches)
     return (Batch(x, y) for x, y in batches)
@@ -348,7 +361,7 @@ def evaluate(model: nn.Module, data: object, batch_size: int = 1000, seed: int =
         torch.manual_seed(seed)
         sums = _Sums()
         labels = None if labels is None else labels.to(device)
-        for batch in _epoch(_batches(images.to(device), labels, batch_size, False, binarize, seed)):
+        for batch in _epoch(_batches(images.to(device), labels, batch_size, False, binarize, seed), _is_sequence(data)):
             sums.add(_loss_terms(model, batch, LossWeights(kl=1.0, free_bits=0.0)))
     model.train(was_training)
     return {"recon": math.nan, "kl": math.nan, "elbo": math.nan, **sums.means(images.shape[0])}
@@ -370,8 +383,9 @@ def fit(
         model: any ``nn.Module`` with ``loss_terms(batch: Batch, weights: LossWeights) -> LossTerms``
             (``VAE``, ``AutoEncoder``, ``reference.ReferenceVAE``, or a variant of your own).
         train, test: ``vae_core.data.Dataset`` (its labels reach the model as ``batch.y``; its
-            ``binarize="dynamic"`` draws fresh binary images every epoch) or float tensors
-            (N, C, H, W) in [0, 1] (no labels).
+            ``binarize="dynamic"`` draws fresh binary images every epoch), float tensors
+            (N, C, H, W) in [0, 1] (no labels), or a ``vae_core.sequence.SequenceData`` (token ids
+            (N, T); its lengths reach the model as ``batch.lengths``).
         config: ``TrainConfig``; the default is 10 epochs of batch 128 at lr 1e-3. Every step hands
             the model ``LossWeights(kl=kl_weight(t, config), free_bits=config.free_bits)``.
         callbacks: called as ``cb(epoch, model, history)`` after every epoch (1-based epoch);
@@ -411,7 +425,7 @@ def fit(
             start = time.perf_counter()
             sums = _Sums()
             beta_sum = 0.0
-            batch_bar = tqdm(_epoch(batches), total=n_batches, desc=f"epoch {epoch}", unit="batch", leave=False,
+            batch_bar = tqdm(_epoch(batches, _is_sequence(train)), total=n_batches, desc=f"epoch {epoch}", unit="batch", leave=False,
                              disable=not config.progress)
             for i, batch in enumerate(batch_bar):
                 weights = LossWeights(kl=kl_weight(epoch - 1 + i / n_batches, config), free_bits=config.free_bits)
@@ -483,6 +497,7 @@ _VARIANT_MODULES: dict[str, str] = {
     "CodePrior": "vae_core.vqvae",
     "HVAE": "vae_core.hierarchical",
     "PriorVAE": "vae_core.priors",
+    "SeqVAE": "vae_core.sequence",
 }
 
 
