@@ -246,6 +246,112 @@ def _lesson11_specs() -> dict[str, dict]:
     }
 
 
+# Lesson 12: character-level sequence VAEs (vae_core.sequence) on the shipped MOSES subset (50k train, 5k test) and
+# on the grammar sentences (20k / 2k). The four SMILES runs share model and data and differ only in the fixes for
+# posterior collapse (Bowman et al. 2016): none, KL annealing, annealing + word dropout, and those plus free bits,
+# the recipe the SELFIES model repeats so SMILES and SELFIES are compared like for like.
+L12_TRAIN = TrainConfig(epochs=8, batch_size=128, lr=2e-3, seed=0, clip_grad=5.0, progress=False)
+L12_ANNEAL = dict(kl_schedule="linear", warmup_epochs=3.0)
+L12_EVAL = {"first_n": 500, "z_seed": 0, "batch_size": 500}  # the first 500 test sequences
+
+
+def lesson12_seqvae(kind: str, vocab: tuple[str, ...], word_dropout: float, hidden_dim: int = 128):
+    from vae_core.sequence import SeqVAE, SeqVAEConfig
+    return SeqVAE(SeqVAEConfig(vocab=vocab, kind=kind, embed_dim=32, hidden_dim=hidden_dim, latent_dim=32,
+                               word_dropout=word_dropout, max_len=100))
+
+
+def _lesson12_specs() -> dict[str, dict]:
+    plain, anneal = L12_TRAIN, dataclasses.replace(L12_TRAIN, **L12_ANNEAL)
+    fixed = dataclasses.replace(anneal, free_bits=0.5)
+    return {
+        "lesson12_smiles_plain": dict(sequences="smiles", word_dropout=0.0, train=plain,
+                                      why="lesson 12: SMILES VAE (GRU 128, z 32), no fix for posterior collapse"),
+        "lesson12_smiles_anneal": dict(sequences="smiles", word_dropout=0.0, train=anneal,
+                                       why="lesson 12: SMILES VAE, KL annealed linearly over 3 epochs"),
+        "lesson12_smiles_wd": dict(sequences="smiles", word_dropout=0.25, train=anneal,
+                                   why="lesson 12: SMILES VAE, KL annealing + word dropout 0.25"),
+        "lesson12_smiles": dict(sequences="smiles", word_dropout=0.25, train=fixed,
+                                why="lesson 12: SMILES VAE, KL annealing + word dropout 0.25 + free bits 0.5 nats/dim"),
+        "lesson12_smiles_rate": dict(sequences="smiles", word_dropout=0.25, train=dataclasses.replace(fixed, free_bits=2.0),
+                                     why="lesson 12: SMILES VAE, the lesson12_smiles recipe with free bits 2 nats/dim: "
+                                         "a higher rate, for the trade-off between reconstruction and valid samples"),
+        "lesson12_selfies": dict(sequences="selfies", word_dropout=0.25, train=fixed,
+                                 why="lesson 12: the lesson12_smiles recipe on the same molecules written as SELFIES"),
+        "lesson12_text": dict(sequences="words", word_dropout=0.25, train=dataclasses.replace(fixed, epochs=10),
+                              why="lesson 12: sentence VAE on the grammar corpus (20k sentences), the lesson12_smiles recipe"),
+    }
+
+
+def sequence_data(kind: str, limit: int | None = None):
+    """(train, test) SequenceData for ``kind``: MOSES SMILES, the same molecules as SELFIES, or grammar sentences."""
+    from vae_core import chem
+    from vae_core.data import load_sentences, load_smiles
+    from vae_core.sequence import encode_texts
+    if kind == "words":
+        train_texts, test_texts = load_sentences("train", limit=limit), load_sentences("test")
+    else:
+        train_texts, test_texts = load_smiles("train", limit=limit), load_smiles("test")
+        if kind == "selfies":
+            train_texts = [chem.to_selfies(s) for s in train_texts]
+            test_texts = [chem.to_selfies(s) for s in test_texts]
+    train = encode_texts(list(train_texts), kind)
+    return train, encode_texts(list(test_texts), kind, vocab=train.vocab)
+
+
+def recorded_sequence_eval(model, test, ev: dict = L12_EVAL) -> dict:
+    """ELBO terms (nats per sequence) on the first ``first_n`` test sequences, one z seeded with ``z_seed``."""
+    torch.manual_seed(ev["z_seed"])
+    out = evaluate(model.cpu().eval(), test.subset(slice(0, ev["first_n"])), batch_size=ev["batch_size"], seed=ev["z_seed"])
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def build_sequence(name: str, epochs: int | None = None, limit: int | None = None) -> dict:
+    from vae_core.sequence import active_units
+    spec = _lesson_specs()[name]
+    cfg: TrainConfig = spec["train"] if epochs is None else dataclasses.replace(spec["train"], epochs=epochs)
+    kind = spec["sequences"]
+    train, test = sequence_data(kind, limit)
+    seed_everything(cfg.seed)
+    model = lesson12_seqvae(kind, train.vocab.tokens, spec["word_dropout"])
+    threads = torch.get_num_threads()
+    wall, cpu = time.perf_counter(), time.process_time()
+    history = fit(model, train, test, dataclasses.replace(cfg, device="cpu"))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    overrides = ("" if epochs is None else f" --epochs {epochs}") + ("" if limit is None else f" --limit {limit}")
+    command = f"OMP_NUM_THREADS={threads} python scripts/make_checkpoints.py {name}{overrides}"
+    data = {"smiles": "MOSES subset (vae_core.data.load_smiles)", "selfies": "MOSES subset as SELFIES (chem.to_selfies)",
+            "words": "grammar sentences (vae_core.data.load_sentences)"}[kind]
+    data += f": {len(train)} train, {len(test)} test"
+    path = OUT[0] / f"{name}.pt"
+    save_checkpoint(path, model, extra={"history": history.as_dict(), "epochs": cfg.epochs,
+                                        "train_config": dataclasses.asdict(cfg), "data": data, "seed": cfg.seed,
+                                        "command": command})
+    model, _ = load_checkpoint(path, device="cpu")  # evaluate what was written, not what is in memory
+    au, _ = active_units(model, test)
+    entry = {
+        "file": path.name,
+        "what": spec["why"],
+        "model": type(model).__name__,
+        "config": json.loads(json.dumps(dataclasses.asdict(model.config))),
+        "command": command,
+        "seeds": {"init_and_train": cfg.seed, "eval_z": L12_EVAL["z_seed"]},
+        "train": {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "sequences": kind,
+                  "train_sequences": len(train), "beta": cfg.beta, "kl_schedule": cfg.kl_schedule,
+                  "warmup_epochs": cfg.warmup_epochs, "free_bits": cfg.free_bits, "word_dropout": spec["word_dropout"],
+                  "clip_grad": cfg.clip_grad,
+                  "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "torch_threads": threads,
+                  "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
+        "final_test_elbo": round(history.test_elbo[-1], 3),
+        "final_test_kl": round(history.test["kl"][-1], 3),
+        "active_units_test": au,
+        "eval": {**L12_EVAL, "sequences": kind, **recorded_sequence_eval(model, test)},
+        "bytes": path.stat().st_size,
+    }
+    update_index(name, entry)
+    return entry
+
+
 def without_class(data, c: int | None):
     """``data`` (a Dataset) without the examples labelled ``c`` (unchanged when ``c`` is None)."""
     if c is None:
@@ -268,7 +374,7 @@ def _lesson_specs() -> dict[str, dict]:
     ten small VAEs, each trained without one digit class."""
     long = 30  # epochs: the lessons train 5 (2 in quick mode); a shipped model can afford more
     return {**_lesson_specs_0405(long), **_lesson06_specs(), **_lesson07_specs(), **_lesson08_specs(), **_lesson09_specs(),
-            **_lesson10_specs(long), **_lesson11_specs()}
+            **_lesson10_specs(long), **_lesson11_specs(), **_lesson12_specs()}
 
 
 def _lesson_specs_0405(long: int) -> dict[str, dict]:
@@ -505,7 +611,12 @@ def main(argv: list[str] | None = None) -> int:
     if not names or unknown:
         parser.error(f"name the checkpoints to build among {NAMES} (or --all); unknown: {unknown}")
     for name in names:
-        entry = build_reference(args.stage_epochs, args.recipe, args.from_file) if name == "reference_vae" else build_lesson(name, args.epochs, args.limit)
+        if name == "reference_vae":
+            entry = build_reference(args.stage_epochs, args.recipe, args.from_file)
+        elif "sequences" in _lesson_specs()[name]:
+            entry = build_sequence(name, args.epochs, args.limit)
+        else:
+            entry = build_lesson(name, args.epochs, args.limit)
         print(json.dumps({name: entry}, indent=2))
     return 0
 

@@ -60,14 +60,30 @@ ALTERNATIVES = {  # correct answers written differently from the solution (other
     "03": ("ex1_reparameterize", (
         "def reparameterize(mu, logvar, eps):\n"
         "    return torch.sqrt(torch.exp(logvar)) * eps + mu\n")),
-    "04": ("ex2_train_step", (
-        "def train_step(model, optimizer, x, beta=1.0):\n"
-        "    optimizer.zero_grad(set_to_none=False)\n"
-        "    terms = model.elbo(x, beta=beta)\n"
-        "    terms.loss.backward()\n"
-        "    value = float(terms.loss.detach())\n"
-        "    optimizer.step()\n"
-        "    return value\n")),
+    # judged by reports: log-sigmoids, standard deviations and reshape instead of softplus, log-variances and view
+    "04": ("ex1_my_vae", (
+        "class MyVAE(nn.Module):\n"
+        "    def __init__(self, image_shape=(1, 28, 28), hidden=400, latent=20):\n"
+        "        super().__init__()\n"
+        "        self.image_shape, self.latent = tuple(image_shape), latent\n"
+        "        n = int(np.prod(self.image_shape))\n"
+        "        self.enc = nn.Linear(n, hidden)\n"
+        "        self.mu, self.logvar = nn.Linear(hidden, latent), nn.Linear(hidden, latent)\n"
+        "        self.dec1, self.dec2 = nn.Linear(latent, hidden), nn.Linear(hidden, n)\n"
+        "    def encode(self, x):\n"
+        "        h = F.relu(self.enc(x.reshape(len(x), -1)))\n"
+        "        return self.mu(h), self.logvar(h)\n"
+        "    def reparameterize(self, mu, logvar, eps):\n"
+        "        return torch.sqrt(torch.exp(logvar)) * eps + mu\n"
+        "    def decode(self, z):\n"
+        "        return self.dec2(F.relu(self.dec1(z))).reshape(len(z), *self.image_shape)\n"
+        "    def neg_elbo(self, x, eps):\n"
+        "        mu, logvar = self.encode(x)\n"
+        "        l = self.decode(self.reparameterize(mu, logvar, eps))\n"
+        "        recon = -(x * F.logsigmoid(l) + (1 - x) * F.logsigmoid(-l)).reshape(len(x), -1).sum(1)\n"
+        "        sd = torch.exp(0.5 * logvar)\n"
+        "        kl = (-torch.log(sd) + (sd ** 2 + mu ** 2) / 2 - 0.5).sum(1)\n"
+        "        return recon.mean() + kl.mean(), recon, kl\n")),
     # judged by values, not reports: np.histogram's edges and digitize instead of floor((c - lo) / w) give the same bins
     "07": ("ex4_mig_score", (
         "def mig_score(codes, factors, n_bins=20):\n"
@@ -139,6 +155,24 @@ ALTERNATIVES = {  # correct answers written differently from the solution (other
         "        return loss\n"
         "    opt.step(f)\n"
         "    return float(((T @ theta).argmax(1) == test_y).double().mean())\n")),
+    # another correct decoder: no GRU state carried, the whole prefix decoded again at every step
+    "12": ("ex3_greedy_decode", (
+        "@torch.no_grad()\n"
+        "def greedy_decode(model, z, max_len):\n"
+        "    rows = [[BOS] for _ in range(len(z))]\n"
+        "    done = [False] * len(z)\n"
+        "    for _ in range(max_len + 1):\n"
+        "        logits, _ = model.decode(z, torch.tensor(rows))\n"
+        "        last = logits[:, -1].clone()\n"
+        "        last[:, [PAD, BOS, UNK]] = -math.inf\n"
+        "        nxt = last.argmax(-1).tolist()\n"
+        "        for r, t in zip(rows, nxt):\n"
+        "            r.append(t)\n"
+        "        done = [d or t == EOS for d, t in zip(done, nxt)]\n"
+        "        if all(done):\n"
+        "            break\n"
+        "    out = [r[1:] for r in rows]\n"
+        "    return [r[: r.index(EOS)] if EOS in r else r[:max_len] for r in out]\n")),
 }
 WRONG = {  # wrong answers that the kernel's own checks would catch, if they were allowed to
     "01": "def pca_fit(X, k):\n    _, _, Vh = torch.linalg.svd(X, full_matrices=False)   # not centred\n    return X.mean(0), Vh[:k].T\n",
@@ -147,9 +181,24 @@ WRONG = {  # wrong answers that the kernel's own checks would catch, if they wer
            "    return kl + 1e-3 * torch.randn(kl.shape, generator=generator, dtype=kl.dtype) / math.sqrt(n_samples)\n"),
     "03": ("def reparameterize(mu, logvar, eps):\n"
            "    return (mu + torch.exp(0.5 * logvar) * eps).detach()     # right values, no gradient to mu or logvar\n"),
-    "04": ("def train_step(model, optimizer, x, beta=1.0):\n"
-           "    loss = model.elbo(x, beta=beta).loss          # no zero_grad: gradients pile up\n"
-           "    loss.backward()\n    optimizer.step()\n    return loss.item()\n"),
+    "04": ("class MyVAE(nn.Module):\n"
+           "    def __init__(self, image_shape=(1, 28, 28), hidden=400, latent=20):\n"
+           "        super().__init__()\n"
+           "        self.image_shape, self.latent = tuple(image_shape), latent\n"
+           "        self.enc = nn.Linear(math.prod(self.image_shape), hidden)\n"
+           "        self.mu, self.logvar = nn.Linear(hidden, latent), nn.Linear(hidden, latent)\n"
+           "        self.dec1, self.dec2 = nn.Linear(latent, hidden), nn.Linear(hidden, math.prod(self.image_shape))\n"
+           "    def encode(self, x):\n"
+           "        h = torch.relu(self.enc(x.flatten(1)))\n"
+           "        return self.mu(h), self.logvar(h)\n"
+           "    def reparameterize(self, mu, logvar, eps):\n        return mu + torch.exp(0.5 * logvar) * eps\n"
+           "    def decode(self, z):\n        return self.dec2(torch.relu(self.dec1(z))).view(-1, *self.image_shape)\n"
+           "    def neg_elbo(self, x, eps):\n"
+           "        mu, logvar = self.encode(x)\n"
+           "        logits = self.decode(self.reparameterize(mu, logvar, eps))\n"
+           "        recon = F.binary_cross_entropy_with_logits(logits, x, reduction='none').flatten(1).mean(1)   # the trap\n"
+           "        kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)\n"
+           "        return (recon + kl).mean(), recon, kl\n"),
     "07": ("def mig_score(codes, factors, n_bins=20):\n"
            "    lo, hi = codes.double().min(0).values, codes.double().max(0).values\n"
            "    bins = ((codes.double() - lo) / ((hi - lo) / n_bins)).floor().long().clamp(0, n_bins - 1)\n"
@@ -196,6 +245,17 @@ WRONG = {  # wrong answers that the kernel's own checks would catch, if they wer
            "        (F.cross_entropy(train_f @ W + b, train_y) + weight_decay / 2 * (W ** 2).sum()).backward()\n"
            "        opt.step()\n"
            "    return float(((test_f @ W + b).argmax(1) == test_y).double().mean())\n"),
+    "12": ("@torch.no_grad()\n"
+           "def greedy_decode(model, z, max_len):\n"
+           "    token, rows = torch.full((len(z), 1), BOS), []\n"
+           "    for _ in range(max_len + 1):\n"
+           "        logits, _ = model.decode(z, token, None)      # the GRU state is dropped: every step starts afresh\n"
+           "        last = logits[:, -1].clone()\n"
+           "        last[:, [PAD, BOS, UNK]] = -math.inf\n"
+           "        token = last.argmax(-1, keepdim=True)\n"
+           "        rows.append(token[:, 0])\n"
+           "    rows = torch.stack(rows, 1).tolist()\n"
+           "    return [r[: r.index(EOS)] if EOS in r else r[:max_len] for r in rows]\n"),
 }
 
 

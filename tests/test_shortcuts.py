@@ -125,10 +125,50 @@ VARIANTS = {
         },
     },
     "04": {
-        "ex1_vae_loss": {
-            "library": ("def vae_loss(logits, x, mu, logvar, beta=1.0):\n"
-                        "    t = losses.elbo(x.flatten(1), logits.flatten(1), mu, logvar, likelihood='bernoulli', beta=beta)\n"
-                        "    return t.loss, t.recon, t.kl\n"),
+        "ex1_my_vae": {
+            # its own layers and passes, the library's loss
+            "library elbo": ("class MyVAE(nn.Module):\n"
+              "    def __init__(self, image_shape=(1, 28, 28), hidden=400, latent=20):\n"
+              "        super().__init__()\n"
+              "        self.image_shape, self.latent = tuple(image_shape), latent\n"
+              "        self.enc = nn.Linear(math.prod(self.image_shape), hidden)\n"
+              "        self.mu, self.logvar = nn.Linear(hidden, latent), nn.Linear(hidden, latent)\n"
+              "        self.dec1, self.dec2 = nn.Linear(latent, hidden), nn.Linear(hidden, math.prod(self.image_shape))\n"
+              "    def encode(self, x):\n"
+              "        h = torch.relu(self.enc(x.flatten(1)))\n"
+              "        return self.mu(h), self.logvar(h)\n"
+              "    def reparameterize(self, mu, logvar, eps):\n        return mu + torch.exp(0.5 * logvar) * eps\n"
+              "    def decode(self, z):\n        return self.dec2(torch.relu(self.dec1(z))).view(-1, *self.image_shape)\n"
+              "    def neg_elbo(self, x, eps):\n"
+              "        mu, logvar = self.encode(x)\n"
+              "        t = losses.elbo(x, self.decode(self.reparameterize(mu, logvar, eps)), mu, logvar)\n"
+              "        return t.loss, t.recon, t.kl\n"),
+            # its own layers and passes, torch.distributions' densities and KL
+            "torch.distributions": ("class MyVAE(nn.Module):\n"
+              "    def __init__(self, image_shape=(1, 28, 28), hidden=400, latent=20):\n"
+              "        super().__init__()\n"
+              "        self.image_shape, self.latent = tuple(image_shape), latent\n"
+              "        self.enc = nn.Linear(math.prod(self.image_shape), hidden)\n"
+              "        self.mu, self.logvar = nn.Linear(hidden, latent), nn.Linear(hidden, latent)\n"
+              "        self.dec1, self.dec2 = nn.Linear(latent, hidden), nn.Linear(hidden, math.prod(self.image_shape))\n"
+              "    def encode(self, x):\n"
+              "        h = torch.relu(self.enc(x.flatten(1)))\n"
+              "        return self.mu(h), self.logvar(h)\n"
+              "    def reparameterize(self, mu, logvar, eps):\n        return mu + torch.exp(0.5 * logvar) * eps\n"
+              "    def decode(self, z):\n        return self.dec2(torch.relu(self.dec1(z))).view(-1, *self.image_shape)\n"
+              "    def neg_elbo(self, x, eps):\n"
+              "        from torch.distributions import Bernoulli, Independent, Normal, kl_divergence\n"
+              "        mu, logvar = self.encode(x)\n"
+              "        q = Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)\n"
+              "        recon = -Independent(Bernoulli(logits=self.decode(self.reparameterize(mu, logvar, eps))), 3).log_prob(x)\n"
+              "        kl = kl_divergence(q, Independent(Normal(torch.zeros_like(mu), torch.ones_like(mu)), 1))\n"
+              "        return (recon + kl).mean(), recon, kl\n"),
+        },
+        "ex2_train_epochs": {
+            "fit": ("def train_epochs(model, optimizer, batches, epochs, generator):\n"
+                    "    from vae_core.train import TrainConfig, fit\n"
+                    "    config = TrainConfig(epochs=epochs, batch_size=len(batches[0]), lr=optimizer.param_groups[0]['lr'])\n"
+                    "    return [-v for v in fit(model, torch.cat(batches), config=config).train_elbo]\n"),
         },
         "ex3_iwae": {
             "library": "def iwae_estimate(log_w):\n    return losses.iwae_bound(log_w)\n",
@@ -375,6 +415,32 @@ VARIANTS = {
             "scikit-learn": ("def linear_probe(train_f, train_y, test_f, test_y, weight_decay):\n"
                              "    clf = LogisticRegression(C=1 / (weight_decay * len(train_f)), max_iter=10_000, tol=1e-10)\n"
                              "    return float(clf.fit(train_f.numpy(), train_y.numpy()).score(test_f.numpy(), test_y.numpy()))\n"),
+        },
+    },
+    "12": {
+        "ex1_masked_nll": {
+            "cross_entropy": ("def masked_sequence_nll(logits, targets, lengths):\n"
+                              "    import torch.nn.functional as F\n"
+                              "    ce = F.cross_entropy(logits.transpose(1, 2), targets, reduction='none')\n"
+                              "    return (ce * (torch.arange(logits.shape[1])[None] < lengths[:, None])).sum(1)\n"),
+            "library": ("def masked_sequence_nll(logits, targets, lengths):\n"
+                        "    from vae_core.sequence import sequence_nll\n"
+                        "    return sequence_nll(logits, targets, lengths)\n"),
+        },
+        "ex2_word_dropout": {
+            "library": ("def word_dropout(inputs, rate, generator):\n"
+                        "    from vae_core import sequence\n"
+                        "    return sequence.word_dropout(inputs, rate, generator)\n"),
+        },
+        "ex3_greedy_decode": {
+            "library": ("def greedy_decode(model, z, max_len):\n"
+                        "    return model.generate(z, greedy=True, max_len=max_len)\n"),
+        },
+        "ex4_moses_metrics": {
+            "library": ("def moses_metrics(samples, train_set):\n"
+                        "    from vae_core import chem\n"
+                        "    return {'validity': chem.validity(samples), 'uniqueness': chem.uniqueness(samples),\n"
+                        "            'novelty': chem.novelty(samples, train_set)}\n"),
         },
     },
 }

@@ -70,6 +70,27 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
                              "vae_core.losses:kl_diag_gaussians", "vae_core.losses:bernoulli_log_prob",
                              "vae_core.models:elbo", "torch.distributions.kl:kl_divergence"}),
     },
+    # lesson 04
+    "my_vae": {
+        "torch": frozenset(),
+        # the library's VAE (its layers, passes and bounds), its losses and torch.distributions' densities and KL
+        "python": frozenset({"vae_core.models:__init__", "vae_core.models:build_model", "vae_core.models:_mlp",
+                             "vae_core.models:forward", "vae_core.models:encode", "vae_core.models:decode",
+                             "vae_core.models:reparameterize", "vae_core.models:elbo", "vae_core.models:loss_terms",
+                             "vae_core.models:log_px_given_z", "vae_core.models:log_likelihood",
+                             "vae_core.reference:elbo", "vae_core.reference:encode", "vae_core.reference:decode",
+                             "vae_core.losses:elbo", "vae_core.losses:kl_standard_normal", "vae_core.losses:kl_diag_gaussians",
+                             "vae_core.losses:bernoulli_log_prob", "vae_core.losses:log_normal_diag",
+                             "vae_core.losses:log_normal_std", "torch.distributions.kl:kl_divergence",
+                             "torch.distributions.bernoulli:log_prob", "torch.distributions.normal:log_prob",
+                             "torch.distributions.independent:log_prob", "torch.distributions.normal:rsample",
+                             "torch.distributions.independent:rsample"}),
+    },
+    "train_epochs": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.train:fit", "vae_core.train:evaluate", "vae_core.train:_epoch",
+                             "vae_core.train:_loss_terms", "vae_core.train:_batches"}),
+    },
     "iwae_bound": {
         "torch": frozenset(),
         "python": frozenset({"vae_core.losses:iwae_bound", "vae_core.losses:log_mean_exp",
@@ -257,6 +278,29 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         "python": frozenset({"sklearn.linear_model._logistic:fit", "sklearn.linear_model._logistic:_logistic_regression_path",
                              "sklearn.linear_model._stochastic_gradient:fit", "sklearn.linear_model._ridge:fit",
                              "sklearn.svm._classes:fit", "sklearn.discriminant_analysis:fit"}),
+    },
+    "masked_nll": {
+        # the per-token cross-entropy however spelled (F.cross_entropy, F.nll_loss) and the course's own loss
+        "torch": frozenset({"cross_entropy", "nll_loss", "cross_entropy_loss", "nll_loss_nd", "nll_loss2d"}),
+        "python": frozenset({"vae_core.sequence:sequence_nll", "vae_core.sequence:loss_terms",
+                             "torch.distributions.categorical:log_prob"}),
+    },
+    "word_dropout": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.sequence:word_dropout"}),
+    },
+    "greedy_decode": {
+        "torch": frozenset(),
+        # model.decode is what the answer calls; the model's own decoding loops are not
+        "python": frozenset({"vae_core.sequence:generate", "vae_core.sequence:sample_strings",
+                             "vae_core.sequence:reconstruct_strings"}),
+    },
+    "moses_metrics": {
+        "torch": frozenset(),
+        "python": frozenset({"vae_core.chem:validity", "vae_core.chem:uniqueness", "vae_core.chem:novelty",
+                             "vae_core.chem:summary", "vae_core.chem:canonical", "vae_core.chem:canonical_set",
+                             "vae_core.chem:is_valid", "vae_core.chem:reconstruction_accuracy",
+                             "vae_core.chem:_canonical", "vae_core.chem:_canonical_list", "vae_core.chem:_figures"}),
     },
 }
 
