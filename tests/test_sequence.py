@@ -184,3 +184,21 @@ def test_active_units_count_the_means_that_move():
         model.to_stats.weight[:4] = 0.0  # mu no longer depends on x
     count, a = active_units(model, data, threshold=1e-12)
     assert count == 0
+
+
+def test_tokenizers_round_trip_the_shipped_data():
+    from vae_core.chem import to_selfies
+    from vae_core.data import load_sentences, load_smiles
+
+    smiles = [*load_smiles("train"), *load_smiles("test")]
+    for s in smiles:  # every shipped molecule splits into tokens that join back to it
+        assert detokenize(tokenize_smiles(s), "smiles") == s, s
+    selfies = [to_selfies(s) for s in smiles[:500]]
+    assert all(detokenize(tokenize_selfies(s), "selfies") == s for s in selfies)
+    sentences = load_sentences("test")
+    assert all(detokenize(tokenize_words(s), "words") == s for s in sentences)
+    # the training vocabulary covers the test set: no test token becomes <unk>
+    train = encode_texts(load_smiles("train"), "smiles")
+    test = encode_texts(load_smiles("test"), "smiles", vocab=train.vocab)
+    assert not (test.tokens == UNK).any()
+    assert len(train.vocab) == 27 and int(train.lengths.max()) == 49 + 2
