@@ -184,13 +184,13 @@ VARIANTS = {
             "torch.lerp": ("def lerp(z0, z1, steps):\n"
                            "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
                            "    return torch.lerp(z0.expand(steps, -1), z1.expand(steps, -1), t)\n"),
-            "library": "def lerp(z0, z1, steps):\n    return latent.lerp(z0, z1, steps)\n",
+            "library": "def lerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.lerp(z0, z1, steps)\n",
         },
         "ex2_slerp": {
-            "library": "def slerp(z0, z1, steps):\n    return latent.interpolate(z0, z1, steps, method='slerp')\n",
+            "library": "def slerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.interpolate(z0, z1, steps, method='slerp')\n",
         },
         "ex3_steps": {
-            "library": "def path_step_sizes(images):\n    return latent.path_smoothness(images)\n",
+            "library": "def path_step_sizes(images):\n    from vae_core.latent import path_smoothness\n    return path_smoothness(images)\n",
         },
     },
     "02": {
