@@ -192,6 +192,23 @@ VARIANTS = {
         "ex3_steps": {
             "library": "def path_step_sizes(images):\n    from vae_core.latent import path_smoothness\n    return path_smoothness(images)\n",
         },
+        "ex5_kl_split": {
+            "library": ("def kl_split(mu, logvar, eps):\n"
+                        "    from vae_core.priors import aggregate_log_prob\n"
+                        "    z = mu + torch.exp(0.5 * logvar) * eps\n"
+                        "    own = (-0.5 * (eps ** 2 + logvar + math.log(2 * math.pi))).sum(1)\n"
+                        "    agg = aggregate_log_prob(mu, logvar, z)\n"
+                        "    prior = (-0.5 * (z ** 2 + math.log(2 * math.pi))).sum(1)\n"
+                        "    return float((own - agg).mean()), float((agg - prior).mean())\n"),
+            "torch.distributions": ("def kl_split(mu, logvar, eps):\n"
+                                    "    import torch.distributions as D\n"
+                                    "    z = mu + torch.exp(0.5 * logvar) * eps\n"
+                                    "    comp = D.Independent(D.Normal(mu, torch.exp(0.5 * logvar)), 1)\n"
+                                    "    mix = D.MixtureSameFamily(D.Categorical(logits=torch.zeros(len(mu))), comp).log_prob(z)\n"
+                                    "    own = comp.log_prob(z)\n"
+                                    "    prior = (-0.5 * (z ** 2 + math.log(2 * math.pi))).sum(1)\n"
+                                    "    return float((own - mix).mean()), float((mix - prior).mean())\n"),
+        },
     },
     "02": {
         "ex1_kl_closed_form": {

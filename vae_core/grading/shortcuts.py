@@ -279,6 +279,16 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
                              "sklearn.linear_model._stochastic_gradient:fit", "sklearn.linear_model._ridge:fit",
                              "sklearn.svm._classes:fit", "sklearn.discriminant_analysis:fit"}),
     },
+    "kl_split": {
+        "torch": frozenset(),
+        # the aggregate posterior's log-density and every ready-made Gaussian log-density
+        "python": frozenset({"vae_core.priors:aggregate_log_prob", "vae_core.priors:_mixture_log_prob",
+                             "vae_core.priors:prior_gap", "vae_core.losses:log_normal_diag",
+                             "vae_core.losses:log_normal_std", "torch.distributions.normal:log_prob",
+                             "torch.distributions.independent:log_prob",
+                             "torch.distributions.mixture_same_family:log_prob",
+                             "torch.distributions.multivariate_normal:log_prob"}),
+    },
     "masked_nll": {
         # the per-token cross-entropy however spelled (F.cross_entropy, F.nll_loss) and the course's own loss
         "torch": frozenset({"cross_entropy", "nll_loss", "cross_entropy_loss", "nll_loss_nd", "nll_loss2d"}),
