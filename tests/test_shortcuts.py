@@ -170,8 +170,15 @@ VARIANTS = {
                     "    config = TrainConfig(epochs=epochs, batch_size=len(batches[0]), lr=optimizer.param_groups[0]['lr'])\n"
                     "    return [-v for v in fit(model, torch.cat(batches), config=config).train_elbo]\n"),
         },
-        "ex3_iwae": {
-            "library": "def iwae_estimate(log_w):\n    return losses.iwae_bound(log_w)\n",
+        "ex3_log_weights": {
+            "library": ("@torch.no_grad()\n"
+                        "def log_weights(model, x, K, generator):\n"
+                        "    mu, logvar = model.encode(x)\n"
+                        "    eps = torch.randn((K, *mu.shape), generator=generator, dtype=mu.dtype)\n"
+                        "    z = mu + torch.exp(0.5 * logvar) * eps\n"
+                        "    logits = model.decode(z.reshape(-1, mu.shape[1])).reshape(K, *x.shape)\n"
+                        "    return (losses.bernoulli_log_prob(logits, x.expand_as(logits), event_dims=3)\n"
+                        "            + losses.log_normal_std(z) - losses.log_normal_diag(z, mu, logvar))\n"),
         },
         "ex4_bits_per_dim": {
             "library": ("def bits_per_dim(nll_nats, num_dims):\n"

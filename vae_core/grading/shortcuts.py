@@ -279,6 +279,16 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
                              "sklearn.linear_model._stochastic_gradient:fit", "sklearn.linear_model._ridge:fit",
                              "sklearn.svm._classes:fit", "sklearn.discriminant_analysis:fit"}),
     },
+    "log_weights": {
+        "torch": frozenset(),
+        # the model's encode/decode are what the answer calls; its ready-made bounds and densities are not
+        "python": frozenset({"vae_core.models:elbo", "vae_core.models:log_likelihood", "vae_core.models:loss_terms",
+                             "vae_core.models:log_px_given_z", "vae_core.metrics:nll_estimate", "vae_core.losses:elbo",
+                             "vae_core.losses:iwae_bound", "vae_core.losses:bernoulli_log_prob",
+                             "vae_core.losses:log_normal_diag", "vae_core.losses:log_normal_std",
+                             "torch.distributions.normal:log_prob", "torch.distributions.bernoulli:log_prob",
+                             "torch.distributions.independent:log_prob"}),
+    },
     "kl_split": {
         "torch": frozenset(),
         # the aggregate posterior's log-density and every ready-made Gaussian log-density
