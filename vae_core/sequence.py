@@ -438,7 +438,7 @@ class SeqVAE(nn.Module):
                 break
             token = nxt[:, None]
         ids = torch.stack(out, dim=1).tolist()
-        return [[i for i in row[: row.index(EOS)]] if EOS in row else row[:max_len] for row in ids]
+        return [row[: row.index(EOS)] if EOS in row else row[:max_len] for row in ids]
 
     def to_strings(self, ids: list[list[int]]) -> list[str]:
         """Token ids -> strings (joined as the model's ``kind`` writes them)."""
