@@ -8,6 +8,8 @@
     vae-course progress                      # latest and best score per lesson
     vae-course check-tamper PATH [PATH ...]  # the static tamper scan alone (instructors)
     vae-course generate [NN ...] [--force]   # build lessons/ from solutions/ (instructors)
+    vae-course drill [--lessons 04 05] [--topics elbo] [-n 10]   # interview flashcards, spaced repetition
+    vae-course drill --summary               # your boxes and weak topics, no questions asked
 
 Exit status: 0 whenever grading ran, even when points were lost or a notebook crashed;
 2 for a usage error (unknown lesson, no course folder, no such notebook, bad option); 1 if the grader
@@ -204,6 +206,50 @@ def cmd_generate(argv: list[str]) -> int:
     return generate.main(argv)
 
 
+def cmd_drill(args, out=None) -> int:
+    import datetime as dt
+
+    from ..interview import TOPICS, load_bank
+    from ..interview.bank import KINDS, BankError
+    from ..interview.drill import DrillState, DrillStateError, run_terminal, state_path, summary_lines
+
+    out = out or sys.stdout
+    if args.list_topics:
+        for name, text in TOPICS.items():
+            print(f"{name:<26} {text}", file=out)
+        return EXIT_OK
+    if args.count < 1:
+        raise UsageError(f"-n must be at least 1 card, got {args.count}")
+    try:
+        today = dt.date.fromisoformat(args.date) if args.date else dt.date.today()
+    except ValueError:
+        raise UsageError(f"--date expects YYYY-MM-DD, got {args.date!r}") from None
+    try:
+        bank = load_bank()
+        questions = bank.select(lessons=args.lessons, topics=args.topics, kinds=args.kinds)
+    except BankError as err:
+        raise UsageError(f"{err} (see `vae-course drill --list-topics`; kinds: {', '.join(KINDS)})") from None
+    if not questions:
+        raise UsageError("no question matches that selection; widen --lessons/--topics/--kinds")
+    root = find_course_root(root=args.root)
+    path = state_path(root)
+    try:
+        state = DrillState.load(path)
+    except DrillStateError as err:
+        raise UsageError(str(err)) from None
+    if state.note:
+        print(state.note, file=out)
+        state.save(path)
+    if not args.summary:
+        run_terminal(questions, state, read=input, out=out, today=today, size=args.count, seed=args.seed)
+        state.save(path)
+        print(f"Schedule saved to {path}.", file=out)
+    print("", file=out)
+    for line in summary_lines(state, questions, today):
+        print(line, file=out)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vae-course", description="Grade and track the VAE course lessons.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -226,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("lab", help="update workspace/ and start JupyterLab on the course (what `make lab` runs)",
                    add_help=False)
     sub.add_parser("generate", help="generate lessons/ from solutions/ (instructors)", add_help=False)
+    dr = sub.add_parser("drill", help="interview flashcards over the question bank, with spaced repetition")
+    dr.add_argument("--lessons", nargs="+", metavar="NN", help="only these lessons (e.g. 04 05)")
+    dr.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics (see --list-topics)")
+    dr.add_argument("--kinds", nargs="+", metavar="KIND", help="concept, derivation, numeric, code, design")
+    dr.add_argument("-n", "--count", type=int, default=10, help="cards in this session (default 10)")
+    dr.add_argument("--summary", action="store_true", help="show your boxes and weak topics, ask nothing")
+    dr.add_argument("--list-topics", action="store_true", help="list the topics and exit")
+    dr.add_argument("--date", help=argparse.SUPPRESS)  # tests: pretend today is YYYY-MM-DD
+    dr.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
+    dr.add_argument("--root", help="the course folder (the schedule lives in its .vae_course/)")
     return p
 
 
@@ -241,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
             return int(exc.code or 0)
         commands = {"grade": cmd_grade, "progress": cmd_progress, "check-tamper": cmd_check_tamper,
-                    "workspace": cmd_workspace}
+                    "workspace": cmd_workspace, "drill": cmd_drill}
         return commands[args.command](args)
     except UsageError as err:
         print(f"vae-course: {err}", file=sys.stderr)
