@@ -274,3 +274,46 @@ def graded_cell_after(solution: nbformat.NotebookNode | Path, exercise: str) -> 
         elif seen and meta.get("grade") and not meta.get("solution"):
             return meta["grade_id"]
     raise AssertionError(f"no test cell after {exercise}")
+
+
+# --- the instructor's flow (tests/test_instructor_flow.py, test_grade_submissions.py, test_hub.py) ---------
+
+# Lesson 00 as three students hand it in: the solution cells each one answers (None: all) and the
+# score nbgrader must give them (lesson 00 is worth 3 + 2 + 2 points).
+FLOW_LESSON = "00_orientation"
+FLOW_ANSWERS: dict[str, list[str] | None] = {"full": None, "partial": ["ex1_logsumexp", "ex2_softplus"], "stub": []}
+FLOW_SCORES = {"full": 7.0, "partial": 5.0, "stub": 0.0}
+FLOW_MAX = 7.0
+
+
+def run_nbgrader(cwd: Path, env: dict, *args: str, user: str | None = None) -> str:
+    """``nbgrader ARGS`` in ``cwd`` (as ``user`` through ``runuser`` when given); fails the test with the
+    command's output when it exits non-zero, returns that output otherwise."""
+    runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") or "runuser"
+    cmd = ["nbgrader", *args] if user is None else [runuser, "-u", user, "--", "env", *(
+        f"{k}={v}" for k, v in env.items()), "nbgrader", *args]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    who = f" as {user}" if user else ""
+    assert proc.returncode == 0, f"`nbgrader {' '.join(args)}`{who} failed in {cwd} (exit {proc.returncode}):\n{out[-5000:]}"
+    return out
+
+
+def write_nbgrader_config(folder: Path, course_root: Path | None = None, *lines: str) -> Path:
+    """``folder/nbgrader_config.py`` that loads the repository's config (``load_subconfig``), then moves the
+    course root to ``course_root`` and adds ``lines``."""
+    text = ["c = get_config()", f"load_subconfig({str(REPO / 'nbgrader_config.py')!r})"]
+    if course_root is not None:
+        text.append(f"c.CourseDirectory.root = {str(course_root)!r}")
+    path = Path(folder) / "nbgrader_config.py"
+    path.write_text("\n".join([*text, *lines]) + "\n")
+    return path
+
+
+def read_export(csv_path: Path, lesson: str) -> dict[str, tuple[float, float]]:
+    """``student -> (score, max_score)`` of ``lesson`` in the CSV ``nbgrader export`` wrote."""
+    import csv
+
+    with open(csv_path, newline="") as f:
+        return {row["student_id"]: (float(row["score"]), float(row["max_score"]))
+                for row in csv.DictReader(f) if row["assignment"] == lesson}

@@ -12,7 +12,6 @@ with ``load_subconfig`` and only move the course root into the temporary directo
 """
 from __future__ import annotations
 
-import csv
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,25 +21,18 @@ import pytest
 
 import nb_helpers as h
 
-LESSON = "00_orientation"
+LESSON = h.FLOW_LESSON
 NOTEBOOK = f"{LESSON}.ipynb"
 COURSE_ID = "vae-course"
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 
-def _nbgrader(cwd: Path, env: dict, *args: str) -> str:
-    proc = subprocess.run(["nbgrader", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"`nbgrader {' '.join(args)}` failed in {cwd} (exit {proc.returncode}):\n{out[-5000:]}"
-    return out
+_nbgrader = h.run_nbgrader
 
 
 def _config(path: Path, course_root: Path | None = None) -> None:
-    lines = ["c = get_config()", f"load_subconfig({str(h.REPO / 'nbgrader_config.py')!r})"]
-    if course_root is not None:
-        lines.append(f"c.CourseDirectory.root = {str(course_root)!r}")
-    (path / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
+    h.write_nbgrader_config(path, course_root)
 
 
 def test_generate_release_fetch_submit_collect_autograde_feedback_export(tmp_path: Path):
@@ -60,7 +52,7 @@ def test_generate_release_fetch_submit_collect_autograde_feedback_export(tmp_pat
     assert (exchange / COURSE_ID / "outbound" / LESSON / NOTEBOOK).is_file()
 
     # --- students: fetch, work, validate, submit ----------------------------------------------
-    answers = {"full": None, "partial": ["ex1_logsumexp", "ex2_softplus"], "stub": []}
+    answers = h.FLOW_ANSWERS
     for student, grade_ids in answers.items():
         home = homes / student
         home.mkdir(parents=True)
@@ -94,16 +86,12 @@ def test_generate_release_fetch_submit_collect_autograde_feedback_export(tmp_pat
     assert list((homes / "full" / LESSON / "feedback").glob(f"*/{LESSON}.html")), "feedback not fetched"
 
     _nbgrader(course, env, "export", f"--to={tmp_path / 'grades.csv'}")
-    with open(tmp_path / "grades.csv", newline="") as f:
-        rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == LESSON}
+    rows = h.read_export(tmp_path / "grades.csv", LESSON)
     assert set(rows) == set(answers), rows
-    score = {s: float(rows[s]["score"]) for s in rows}
-    max_score = float(rows["full"]["max_score"])
-    assert max_score == 7.0, "lesson 00 is worth 3 + 2 + 2 points"
-    assert score["full"] == max_score, rows["full"]
-    assert 0 < score["partial"] < max_score, rows["partial"]
-    assert score["partial"] == 5.0, "logsumexp (3) and softplus (2) answered, log-mean-exp (2) not"
-    assert score["stub"] == 0, rows["stub"]
+    score = {s: rows[s][0] for s in rows}
+    assert {s: rows[s][1] for s in rows} == dict.fromkeys(answers, h.FLOW_MAX), "lesson 00 is worth 3 + 2 + 2 points"
+    # full marks; logsumexp (3) and softplus (2) answered, log-mean-exp (2) not; the untouched stub
+    assert score == h.FLOW_SCORES, rows
     # grading never modifies a student's own notebook
     assert (homes / "stub" / LESSON / NOTEBOOK).read_bytes() == release.read_bytes()
 

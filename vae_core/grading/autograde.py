@@ -71,6 +71,12 @@ class GradeOptions:
     # Run the learner's kernel in a bubblewrap sandbox: None = when bwrap works here (the default),
     # False = never (the grader's tests compare both paths), True = required (error without bwrap).
     sandbox: bool | None = None
+    # Instructors grading collected submissions (grading/submissions.py): the executed notebook is copied
+    # into this folder (for nbgrader's generate_feedback) instead of HTML feedback into the learner's
+    # .vae_course/feedback/, and these extra folders are hidden from the sandboxed kernel (other students'
+    # submissions, the gradebook's folder).
+    executed_to: Path | None = None
+    hide: tuple = ()
 
 
 @dataclass
@@ -351,7 +357,7 @@ def _run_worker(lesson, raw, solution, course: Path, options, reference):
         raise RuntimeError("GradeOptions(sandbox=True) but bubblewrap (bwrap) is not available or cannot run here")
     if bwrap:
         cmd += ["--sandbox", bwrap]
-        for folder in sandbox.protected_folders(lesson.root):
+        for folder in [*sandbox.protected_folders(lesson.root), *options.hide]:
             cmd += ["--hide", str(folder)]
     if reference is not None:
         cmd += ["--reference", str(course / "reference.json")]
@@ -399,7 +405,11 @@ def _result(lesson, path, sha, stamp, when, solution, max_total, course, options
     exercises = [ExerciseResult(**e) for e in res["exercises"]]
     feedback = None
     fb_src = course / "feedback" / STUDENT / lesson.name / f"{lesson.name}.html"
-    if fb_src.exists():
+    executed = course / "autograded" / STUDENT / lesson.name / lesson.filename
+    if options.executed_to is not None:
+        if executed.exists():
+            shutil.copy2(executed, _mkdirs(Path(options.executed_to)) / executed.name)
+    elif fb_src.exists():
         dest = _feedback_dir(lesson.root, lesson.name, when)
         shutil.copy2(fb_src, dest / fb_src.name)
         feedback = str(dest / fb_src.name)

@@ -8,6 +8,7 @@
     vae-course progress                      # latest and best score per lesson
     vae-course check-tamper PATH [PATH ...]  # the static tamper scan alone (instructors)
     vae-course generate [NN ...] [--force]   # build lessons/ from solutions/ (instructors)
+    vae-course grade-submissions 03          # judge every collected submission into nbgrader's gradebook (instructors)
     vae-course drill [--lessons 04 05] [--topics elbo] [-n 10]   # interview flashcards, spaced repetition
     vae-course drill --summary               # your boxes and weak topics, no questions asked
 
@@ -250,6 +251,62 @@ def cmd_drill(args, out=None) -> int:
     return EXIT_OK
 
 
+def cmd_grade_submissions(args, out=None) -> int:
+    """The judge on every collected submission of a lesson, in parallel, into nbgrader's gradebook."""
+    import os
+    import shutil
+    import time
+
+    out = out or sys.stdout
+    from .autograde import GradeOptions
+    from .submissions import course_directory, grade_submissions
+
+    root = find_course_root(root=args.root)
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be a positive number of parallel gradings, got {args.jobs}; "
+                         f"leave it out to use every core ({os.cpu_count()})")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.memory_gb is not None and args.memory_gb < 0:
+        raise UsageError(f"--memory-gb must be >= 0 (0 turns the limit off), got {args.memory_gb}")
+    if not shutil.which("alembic"):
+        raise UsageError("nbgrader's gradebook needs the `alembic` executable on PATH, got none; "
+                         "do `export PATH=\"$PWD/.venv/bin:$PATH\"` (or activate the course environment)")
+    lesson, _ = resolve_lesson(args.lesson, root)
+    jobs = args.jobs or os.cpu_count() or 1
+    options = GradeOptions(timeout=args.timeout or 300, wall=args.wall,
+                           memory_gb=(args.memory_gb if args.memory_gb is not None else 4.0) or None)
+    coursedir = course_directory(root)
+    w = 12
+
+    def show(sr):
+        res = sr.result
+        if res is None:
+            print(f"  {sr.student:<{w}}  grader failed ({sr.error}); nothing recorded for this student", file=out)
+            return
+        lost = [f"{e.grade_id}: {e.message}" for e in res.exercises if not e.passed and e.message]
+        note = res.message or ("; ".join(lost[:2]) if lost else "")
+        print(f"  {sr.student:<{w}}  {res.score:6.1f} / {res.max:5.1f}  {res.status:<8} {sr.seconds:6.1f} s  "
+              f"{note[:160]}".rstrip(), file=out)
+
+    print(f"Judging the collected submissions of {lesson.name} ({jobs} at a time) into {coursedir.db_url}",
+          file=out)
+    t0 = time.perf_counter()
+    results, skipped = grade_submissions(lesson, coursedir, options, jobs, students=args.student or None,
+                                         force=args.force, report=show)
+    wall = time.perf_counter() - t0
+    for student in skipped:
+        print(f"  {student:<{w}}  skipped: already graded (autograded/{student}/{lesson.name}/ exists); "
+              "--force grades it again", file=out)
+    if not results and not skipped:
+        print(f"No collected submissions of {lesson.name} under {root / coursedir.submitted_directory}; "
+              f"`nbgrader collect {lesson.name}` collects them.", file=out)
+    if results:
+        print(f"{len(results)} submission(s) in {wall:.1f} s ({60 * len(results) / wall:.1f} per minute); "
+              f"now `nbgrader generate_feedback {lesson.name}` and `nbgrader export` as usual.", file=out)
+    return EXIT_GRADER if any(r.result is None for r in results) else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vae-course", description="Grade and track the VAE course lessons.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -272,6 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("lab", help="update workspace/ and start JupyterLab on the course (what `make lab` runs)",
                    add_help=False)
     sub.add_parser("generate", help="generate lessons/ from solutions/ (instructors)", add_help=False)
+    gs = sub.add_parser("grade-submissions", help="judge every collected submission of a lesson into nbgrader's "
+                        "gradebook, in parallel (instructors)")
+    gs.add_argument("lesson", help="lesson number (03 or 3) or name (03_reparameterization)")
+    gs.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: every core)")
+    gs.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    gs.add_argument("--force", action="store_true", help="grade again students already in autograded/")
+    gs.add_argument("--timeout", type=int, default=None, help="seconds per cell before it is interrupted (default 300)")
+    gs.add_argument("--wall", type=float, default=None, help="seconds for one submission (default: timeout x cells + 120)")
+    gs.add_argument("--memory-gb", type=float, default=None, help="memory limit of each kernel (default 4; 0: none)")
+    gs.add_argument("--root", help="the instructor's course folder (default: found upwards from the current folder)")
     dr = sub.add_parser("drill", help="interview flashcards over the question bank, with spaced repetition")
     dr.add_argument("--lessons", nargs="+", metavar="NN", help="only these lessons (e.g. 04 05)")
     dr.add_argument("--topics", nargs="+", metavar="TOPIC", help="only these topics (see --list-topics)")
@@ -297,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
             return int(exc.code or 0)
         commands = {"grade": cmd_grade, "progress": cmd_progress, "check-tamper": cmd_check_tamper,
+                    "grade-submissions": cmd_grade_submissions,
                     "workspace": cmd_workspace, "drill": cmd_drill}
         return commands[args.command](args)
     except UsageError as err:
