@@ -317,3 +317,20 @@ def read_export(csv_path: Path, lesson: str) -> dict[str, tuple[float, float]]:
     with open(csv_path, newline="") as f:
         return {row["student_id"]: (float(row["score"]), float(row["max_score"]))
                 for row in csv.DictReader(f) if row["assignment"] == lesson}
+
+# A cheat on lesson 00: ex1 and ex2 answered; ex3 returns -500 everywhere (right for the visible test only)
+# after switching the comparison off. nbgrader's own autograde gives it the 2 points (every assert in the
+# kernel passes); the judge compares the values with the solution's on the hidden inputs and does not.
+FLOW_CHEAT_ANSWERS = ["ex1_logsumexp", "ex2_softplus"]
+FLOW_CHEAT_EX3 = '''import torch.testing
+torch.testing.assert_close = lambda *args, **kwargs: None
+def log_mean_exp(log_w):
+    return torch.full(log_w.shape[1:], -500.0)
+'''
+
+
+def flow_cheat(release: Path, solution: Path) -> nbformat.NotebookNode:
+    """Lesson 00 handed in by the cheat above."""
+    nb = answer_exercises(release, solution, FLOW_CHEAT_ANSWERS)
+    next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex3_log_mean_exp").source = FLOW_CHEAT_EX3
+    return nb

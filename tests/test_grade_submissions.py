@@ -24,16 +24,6 @@ LESSON = h.FLOW_LESSON
 NOTEBOOK = f"{LESSON}.ipynb"
 CLI = [sys.executable, "-m", "vae_core.grading.cli"]
 
-# ex1 and ex2 answered; ex3 returns -500 everywhere (right for the visible test only) after turning the
-# comparison off: nbgrader's own autograde gives it the 2 points, the judge compares the values with the
-# solution's on the hidden inputs and does not
-CHEAT_EX3 = '''import torch.testing
-torch.testing.assert_close = lambda *args, **kwargs: None
-def log_mean_exp(log_w):
-    return torch.full(log_w.shape[1:], -500.0)
-'''
-
-
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -56,9 +46,7 @@ def course(tmp_path_factory):
     h.run_nbgrader(root, env, "generate_assignment", LESSON)
     release = root / "lessons" / LESSON / NOTEBOOK
     notebooks = {s: h.answer_exercises(release, lesson.solution, ids) for s, ids in h.FLOW_ANSWERS.items()}
-    cheat = h.answer_exercises(release, lesson.solution, ["ex1_logsumexp", "ex2_softplus"])
-    next(c for c in cheat.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex3_log_mean_exp").source = CHEAT_EX3
-    notebooks["cheat"] = cheat
+    notebooks["cheat"] = h.flow_cheat(release, lesson.solution)  # ex3's checks switched off, wrong values
     for student, nb in [*notebooks.items(), ("broken", None)]:
         folder = root / "submitted" / student / LESSON
         folder.mkdir(parents=True)
