@@ -173,6 +173,8 @@ ALTERNATIVES = {  # correct answers written differently from the solution (other
         "            break\n"
         "    out = [r[1:] for r in rows]\n"
         "    return [r[: r.index(EOS)] if EOS in r else r[:max_len] for r in out]\n")),
+    # the quiz, answered in capitals and with stray spaces: the same letters
+    "13": ("ex1_quiz", 'QUIZ = {"q1": "B", "q2": " c", "q3": "A ", "q4": "d", "q5": "B", "q6": "c"}\n'),
 }
 WRONG = {  # wrong answers that the kernel's own checks would catch, if they were allowed to
     "01": "def pca_fit(X, k):\n    _, _, Vh = torch.linalg.svd(X, full_matrices=False)   # not centred\n    return X.mean(0), Vh[:k].T\n",
@@ -256,6 +258,7 @@ WRONG = {  # wrong answers that the kernel's own checks would catch, if they wer
            "        rows.append(token[:, 0])\n"
            "    rows = torch.stack(rows, 1).tolist()\n"
            "    return [r[: r.index(EOS)] if EOS in r else r[:max_len] for r in rows]\n"),
+    "13": 'QUIZ = {"q1": "a", "q2": "c", "q3": "a", "q4": "d", "q5": "b", "q6": "c"}\n',   # q1 wrong
 }
 
 

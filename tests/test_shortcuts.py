@@ -467,6 +467,51 @@ VARIANTS = {
                         "            'novelty': chem.novelty(samples, train_set)}\n"),
         },
     },
+    "13": {
+        "ex3_linear_gaussian_gap": {
+            "distributions": ("def linear_gaussian_gap(x, a, b, s2, m, v):\n"
+                              "    import torch.distributions as D\n"
+                              "    lp = D.Normal(b, (a ** 2 + s2).sqrt()).log_prob(x)\n"
+                              "    post = D.Normal(a * (x - b) / (a ** 2 + s2), (s2 / (a ** 2 + s2)).sqrt())\n"
+                              "    kl = D.kl_divergence(D.Normal(m, v.sqrt()), post)\n"
+                              "    return lp, lp - kl, kl\n"),
+        },
+        "ex4_iwae_curve": {
+            "logsumexp": ("def iwae_curve(log_w, ks):\n"
+                          "    return torch.stack([(log_w[: len(log_w) // k * k].view(-1, k).logsumexp(1) - math.log(k)).mean()\n"
+                          "                        for k in ks])\n"),
+        },
+        "ex5_pathwise_grads": {
+            # a correct surrogate-loss trick, but autograd does the derivative the drill asks for
+            "autograd": ("def pathwise_grads(df, mu, sigma, eps):\n"
+                         "    mu, sigma = mu.detach().requires_grad_(), sigma.detach().requires_grad_()\n"
+                         "    z = mu + sigma * eps\n"
+                         "    return torch.autograd.grad((df(z.detach()) * z).mean(), (mu, sigma))\n"),
+        },
+        "ex6_reparameterize": {
+            "rsample": ("def reparameterize(mu, logvar, generator):\n"
+                        "    return torch.distributions.Normal(mu, (0.5 * logvar).exp()).rsample()\n"),
+        },
+        "ex7_vae_loss": {
+            "bce": ("def vae_loss(logits, x, mu, logvar):\n"
+                    "    import torch.nn.functional as F\n"
+                    "    rec = F.binary_cross_entropy_with_logits(logits, x, reduction='none').sum(1)\n"
+                    "    return (rec + 0.5 * (mu ** 2 + logvar.exp() - logvar - 1).sum(1)).mean()\n"),
+        },
+        "ex8_slerp": {
+            "library": ("def slerp(z0, z1, t):\n"
+                        "    from vae_core import latent\n"
+                        "    return latent.slerp(z0, z1, len(t))\n"),
+        },
+        "ex9_vq_quantize": {
+            "library": ("def vq_quantize(z_e, codebook, beta=0.25):\n"
+                        "    from vae_core.vqvae import nearest_codes\n"
+                        "    codes = nearest_codes(z_e, codebook)\n"
+                        "    e = codebook[codes]\n"
+                        "    loss = ((z_e.detach() - e) ** 2).sum(1).mean() + beta * ((z_e - e.detach()) ** 2).sum(1).mean()\n"
+                        "    return z_e + (e - z_e).detach(), codes, loss\n"),
+        },
+    },
 }
 CASES = [(lesson, ex, name) for lesson, exs in VARIANTS.items() for ex, names in exs.items() for name in names]
 

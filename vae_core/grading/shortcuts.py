@@ -65,7 +65,7 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
                              "torch.distributions.multivariate_normal:rsample"}),
     },
     "vae_loss": {
-        "torch": frozenset(),
+        "torch": frozenset({"binary_cross_entropy_with_logits", "binary_cross_entropy", "mse_loss", "kl_div"}),
         "python": frozenset({"vae_core.losses:elbo", "vae_core.losses:kl_standard_normal",
                              "vae_core.losses:kl_diag_gaussians", "vae_core.losses:bernoulli_log_prob",
                              "vae_core.models:elbo", "torch.distributions.kl:kl_divergence"}),
@@ -298,6 +298,25 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
                              "torch.distributions.independent:log_prob",
                              "torch.distributions.mixture_same_family:log_prob",
                              "torch.distributions.multivariate_normal:log_prob"}),
+    },
+    # lesson 13 (the drills; its whiteboard drills reuse reparameterize, vae_loss, slerp and quantize above)
+    "elbo_gap": {
+        "torch": frozenset(),
+        "python": frozenset({"torch.distributions.normal:log_prob", "torch.distributions.normal:entropy",
+                             "torch.distributions.kl:kl_divergence", "torch.distributions.kl:_kl_normal_normal",
+                             "vae_core.losses:kl_diag_gaussians", "vae_core.losses:kl_standard_normal",
+                             "vae_core.losses:log_normal_diag", "vae_core.losses:log_normal_std",
+                             "vae_core.losses:gaussian_log_prob", "vae_core.losses:elbo"}),
+    },
+    "iwae_curve": {
+        "torch": frozenset({"logsumexp", "special_logsumexp", "logcumsumexp", "_logcumsumexp", "logaddexp"}),
+        "python": frozenset({"vae_core.losses:iwae_bound", "vae_core.losses:log_mean_exp",
+                             "scipy.special._logsumexp:logsumexp"}),
+    },
+    "pathwise_grads": {
+        "torch": frozenset(),
+        "python": frozenset({"torch.autograd:grad", "torch.autograd:backward", "torch._tensor:backward",
+                             "torch.func._functorch.eager_transforms:grad", "torch._functorch.eager_transforms:grad"}),
     },
     "masked_nll": {
         # the per-token cross-entropy however spelled (F.cross_entropy, F.nll_loss) and the course's own loss

@@ -267,8 +267,17 @@ def drill_widget(lessons: Iterable[str] | None = None, topics: Iterable[str] | N
     from ..grading.course import find_course_root
     from .bank import load_bank
 
-    path = state_path(find_course_root(root=root))
-    state = DrillState.load(path)
+    from ..grading.course import UsageError
+
+    try:
+        path = state_path(find_course_root(root=root))
+    except UsageError:  # a notebook run outside the course folder (a grading copy, a test): nothing is saved
+        path = None
+    try:
+        state = DrillState.load(path) if path else DrillState(note="No course folder found from here: this "
+                                                                    "session's marks are not saved.")
+    except DrillStateError as err:  # unreadable and could not be moved aside: drill anyway, save nothing
+        path, state = None, DrillState(note=f"{err} This session's marks are not saved.")
     questions = load_bank().select(lessons=lessons, topics=topics)
     session = Session(questions, state, today=today, size=size)
     cards = list(session)
@@ -282,7 +291,8 @@ def drill_widget(lessons: Iterable[str] | None = None, topics: Iterable[str] | N
     def show():
         if pos["i"] >= len(cards):
             entry = session.finish()
-            state.save(path)
+            if path:
+                state.save(path)
             lines = "<br>".join(html.escape(x) for x in summary_lines(state, questions, session.today))
             header.value = f"<b>Done: {entry['known']} of {entry['asked']} known.</b>"
             body.value, answer_box.value = lines, ""
@@ -312,7 +322,8 @@ def drill_widget(lessons: Iterable[str] | None = None, topics: Iterable[str] | N
     def on_mark(known):
         def handler(_):
             session.mark(cards[pos["i"]], known)
-            state.save(path)
+            if path:
+                state.save(path)
             pos["i"] += 1
             show()
         return handler
