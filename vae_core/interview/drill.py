@@ -246,7 +246,8 @@ def run_terminal(questions: list[Question], state: DrillState, read: Callable[[s
                 break
             verdict = mark == "y"
         card = session.mark(q, verdict)
-        when = "next session" if card.box <= 1 else f"in {INTERVALS[card.box]} days"
+        days = INTERVALS[card.box]
+        when = "next session" if card.box <= 1 else f"in {days} day{'s' if days > 1 else ''}"
         print(f"-> box {card.box}: back {when}.", file=out)
     entry = session.finish()
     print(f"\nThis session: {entry['known']} of {entry['asked']} known.", file=out)
