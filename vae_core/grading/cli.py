@@ -11,6 +11,7 @@
     vae-course grade-submissions 03          # judge every collected submission into nbgrader's gradebook (instructors)
     vae-course drill [--lessons 04 05] [--topics elbo] [-n 10]   # interview flashcards, spaced repetition
     vae-course drill --summary               # your boxes and weak topics, no questions asked
+    vae-course formula-sheet [--out formula_sheet.html|.pdf] [--force]   # the one-page formula sheet, offline
 
 Exit status: 0 whenever grading ran, even when points were lost or a notebook crashed;
 2 for a usage error (unknown lesson, no course folder, no such notebook, bad option); 1 if the grader
@@ -307,6 +308,19 @@ def cmd_grade_submissions(args, out=None) -> int:
     return EXIT_GRADER if any(r.result is None for r in results) else EXIT_OK
 
 
+def cmd_formula_sheet(args, out=None) -> int:
+    from ..interview.sheet import ChromiumNotFound, export_formula_sheet
+
+    out = out or sys.stdout
+    try:
+        path = export_formula_sheet(Path(args.out), force=args.force)
+    except (ValueError, FileExistsError, ChromiumNotFound) as err:
+        raise UsageError(str(err)) from None
+    extra = f" (with its MathJax in {path.stem}_files/; move them together)" if path.suffix.lower() == ".html" else ""
+    print(f"Formula sheet written to {path}{extra}.", file=out)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vae-course", description="Grade and track the VAE course lessons.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -349,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--date", help=argparse.SUPPRESS)  # tests: pretend today is YYYY-MM-DD
     dr.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     dr.add_argument("--root", help="the course folder (the schedule lives in its .vae_course/)")
+    fs = sub.add_parser("formula-sheet", help="write the one-page VAE formula sheet as HTML or PDF (math rendered offline)")
+    fs.add_argument("--out", default="formula_sheet.html",
+                    help="formula_sheet.html (default; MathJax goes in formula_sheet_files/) or a .pdf (needs Chromium)")
+    fs.add_argument("--force", action="store_true", help="replace --out if it exists")
     return p
 
 
@@ -365,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(exc.code or 0)
         commands = {"grade": cmd_grade, "progress": cmd_progress, "check-tamper": cmd_check_tamper,
                     "grade-submissions": cmd_grade_submissions,
-                    "workspace": cmd_workspace, "drill": cmd_drill}
+                    "workspace": cmd_workspace, "drill": cmd_drill, "formula-sheet": cmd_formula_sheet}
         return commands[args.command](args)
     except UsageError as err:
         print(f"vae-course: {err}", file=sys.stderr)
