@@ -14,7 +14,8 @@ describes. The test, running as root:
    (full marks, partial, untouched stub), ``/assignments/submit``;
 5. instructor: ``collect``, ``autograde``, ``generate_feedback``, ``release_feedback``; a student
    fetches the feedback through their server (``/assignments/fetch_feedback``); ``export`` gives
-   7, 5 and 0 points;
+   7, 5 and 0 points; then ``vae-course grade-submissions 00 --force`` (the judge, as the
+   instructor) writes the same scores into the same gradebook;
 6. permissions: a student's token is refused by another student's server; a student's own server
    refuses a path outside their home; code in a student's kernel cannot read another student's
    copy, list the exchange's inbox or read the instructor's ``solutions/`` (and can read its own
@@ -418,6 +419,15 @@ def test_hub_release_fetch_submit_collect_autograde_feedback_export(hub_setup):
         rows = h.read_export(course / "grades.csv", LESSON)
         assert {u: rows[u][0] for u in STUDENTS} == {u: h.FLOW_SCORES[k] for u, k in STUDENTS.items()}, rows
         assert {rows[u][1] for u in STUDENTS} == {h.FLOW_MAX}, rows
+        # the judge on the same submissions, as the instructor: the same scores in the same gradebook
+        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") or "runuser"
+        proc = subprocess.run([runuser, "-u", INSTRUCTOR, "--", "env", *(f"{k}={v}" for k, v in inst_env.items()),
+                               str(env_bin / "vae-course"), "grade-submissions", "00", "--force"],
+                              cwd=course, env=inst_env, capture_output=True, text=True)
+        assert proc.returncode == 0 and "3 submission(s)" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+        instructor("export", f"--to={course / 'judged.csv'}")
+        judged = h.read_export(course / "judged.csv", LESSON)
+        assert {u: judged[u][0] for u in STUDENTS} == {u: h.FLOW_SCORES[k] for u, k in STUDENTS.items()}, judged
         # the untouched stub in vaestu3's home was never modified by grading
         r = hub.server("get", "vaestu3", f"/api/contents/{LESSON}/{NOTEBOOK}", params={"content": "1"})
         assert nbformat.writes(nbformat.from_dict(r.json()["content"])) == nbformat.writes(

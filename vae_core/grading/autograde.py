@@ -363,6 +363,8 @@ def _run_worker(lesson, raw, solution, course: Path, options, reference):
         cmd += ["--reference", str(course / "reference.json")]
     if not options.judge:
         cmd.append("--no-judge")
+    if options.executed_to is not None:  # the instructor's nbgrader writes the feedback from the executed copy
+        cmd.append("--no-feedback")
     proc = subprocess.Popen(cmd, cwd=course, env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
@@ -626,6 +628,7 @@ def _worker(argv: list[str]) -> int:
     p.add_argument("--hide", action="append", default=[], help="a folder the sandboxed kernel must not see")
     p.add_argument("--reference", default=None, help="the solution's records: judge the learner's against them")
     p.add_argument("--no-judge", action="store_true")
+    p.add_argument("--no-feedback", action="store_true", help="skip the HTML feedback (grade-submissions)")
     p.add_argument("--cache", default=None)
     a = p.parse_args(argv)
     course, lesson = Path(a.course), a.lesson
@@ -789,6 +792,9 @@ def _worker(argv: list[str]) -> int:
                 gb.db.commit()
         notes.extend(record_problems[:3])
     lap("judge")
+    if a.no_feedback:
+        return done(status="ok", exercises=exercises, notes=notes, stopped=stop, timeouts=timeouts,
+                    log=r["log"][-4000:], records=records)
     r = api.generate_feedback(lesson, STUDENT, force=True)
     lap("generate_feedback")
     if not r["success"]:
