@@ -24,6 +24,8 @@ LESSON = h.FLOW_LESSON
 NOTEBOOK = f"{LESSON}.ipynb"
 CLI = [sys.executable, "-m", "vae_core.grading.cli"]
 
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
