@@ -187,9 +187,10 @@ def summary_lines(state: DrillState, questions: list[Question], today: _dt.date 
     for q in questions:
         card = state.cards.get(q.id, Card())
         boxes[card.box] += 1
-        due += card.due(today)
+        due += card.due(today) and card.last is not None
     lines = [f"{len(questions)} questions: " + ", ".join(
-        f"{n} {'new' if b == 0 else f'in box {b}'}" for b, n in enumerate(boxes) if n) + f"; {due} due today."]
+        f"{n} {'new' if b == 0 else f'in box {b}'}" for b, n in enumerate(boxes) if n)
+        + f"; {due} seen before and due again today."]
     weak = weak_topics(state, questions)
     if weak:
         lines.append("Weak topics (missed / answered), and where to reread:")
@@ -215,7 +216,7 @@ def run_terminal(questions: list[Question], state: DrillState, read: Callable[[s
         print("Nothing is due today in this selection: every card you have seen is scheduled later. "
               "Pick other lessons or topics, or come back tomorrow.", file=out)
         return session
-    print(f"{len(session)} cards. Answer, or press Enter to see the model answer; q quits (progress is kept).",
+    print(f"{len(session)} card{'s' if len(session) > 1 else ''}. Answer, or press Enter to see the model answer; q quits (progress is kept).",
           file=out)
     for i, q in enumerate(session, 1):
         _show_question(q, i, len(session), state.cards.get(q.id, Card()).box, out)
