@@ -139,6 +139,17 @@ class Hub:
         import requests
 
         self.requests = requests
+        self.tokens: dict[str, str] = {}
+        for attempt in range(2):  # a port picked free can be taken before the hub binds it: then once more
+            try:
+                return self._launch(base, env_bin, student_config, spawn_env, course, course_env)
+            except AssertionError:
+                retry = not attempt and self.proc.poll() is not None and "address already in use" in self.tail().lower()
+                self._kill()
+                if not retry:
+                    raise
+
+    def _launch(self, base: Path, env_bin: Path, student_config: Path, spawn_env: dict, course: Path, course_env: dict):
         self.port, self.api_port, self.hub_port = _free_port(), _free_port(), _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(32)
@@ -178,8 +189,7 @@ class Hub:
         env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', SYSTEM_PATH)}")
         self.proc = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f", str(cfg)], cwd=base, env=env,
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait(lambda: self.api("get", "/hub/api/").ok, 90, "the hub to answer")
-        self.tokens: dict[str, str] = {}
+        self._wait(lambda: self.api("get", "/hub/api/", timeout=10).ok, 90, "the hub to answer")
 
     def tail(self) -> str:
         return self.log.read_text()[-4000:] if self.log.exists() else ""
@@ -192,14 +202,15 @@ class Hub:
             try:
                 if ready():
                     return
-            except self.requests.ConnectionError:
+            except (self.requests.ConnectionError, self.requests.Timeout):
                 pass
             time.sleep(1)
         raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{self.tail()}")
 
-    def api(self, method: str, path: str, token: str | None = None, **kw):
+    def api(self, method: str, path: str, token: str | None = None, timeout: float = 120, **kw):
         headers = {"Authorization": f"token {token or self.token}"}
-        return self.requests.request(method, self.url + path, headers=headers, timeout=120, allow_redirects=False, **kw)
+        return self.requests.request(method, self.url + path, headers=headers, timeout=timeout, allow_redirects=False,
+                                     **kw)
 
     def start_server(self, user: str) -> None:
         r = self.api("post", f"/hub/api/users/{user}/server")
@@ -252,17 +263,27 @@ class Hub:
             ws.close()
             self.server("delete", user, f"/api/kernels/{kid}")
 
+    def _kill(self) -> None:
+        """Kill the hub and the proxy it started (in a process group of its own; its pid is in a file)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        pidfile = self.log.parent / "jupyterhub-proxy.pid"
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pidfile.read_text().strip())
+            if b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes():  # that proxy, not a reused pid
+                os.kill(pid, signal.SIGKILL)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             for user in [INSTRUCTOR, *STUDENTS]:  # each server: the hub stops it and its kernels
                 with contextlib.suppress(Exception):
                     self.api("delete", f"/hub/api/users/{user}/server")
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        self._kill()  # whatever is left: a hub that did not stop, a proxy it left behind
 
 
 @pytest.fixture
