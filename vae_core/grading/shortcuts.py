@@ -91,11 +91,6 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         "python": frozenset({"vae_core.train:fit", "vae_core.train:evaluate", "vae_core.train:_epoch",
                              "vae_core.train:_loss_terms", "vae_core.train:_batches"}),
     },
-    "iwae_bound": {
-        "torch": frozenset(),
-        "python": frozenset({"vae_core.losses:iwae_bound", "vae_core.losses:log_mean_exp",
-                             "vae_core.metrics:nll_estimate", "vae_core.models:log_likelihood"}),
-    },
     "bits_per_dim": {
         "torch": frozenset(),
         "python": frozenset({"vae_core.metrics:bits_per_dim"}),
