@@ -247,8 +247,12 @@ class Hub:
                 "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
                 "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                             "allow_stdin": False, "stop_on_error": True}}))
-            out, t0 = [], time.monotonic()
-            while time.monotonic() - t0 < 120:
+            # the reply (shell channel) and the output (iopub) come over different sockets, in either order:
+            # done when the reply has come and iopub said "idle" for this request (after all its output)
+            out, replied, idle, t0 = [], False, False, time.monotonic()
+            while not (replied and idle):
+                if time.monotonic() - t0 > 120:
+                    raise AssertionError(f"{user}'s kernel did not finish in 120 s (output so far: {''.join(out)!r})")
                 msg = json.loads(ws.recv())
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
@@ -257,8 +261,10 @@ class Hub:
                 elif msg["msg_type"] == "error":
                     raise AssertionError(f"{user}'s kernel: {msg['content']['ename']}: {msg['content']['evalue']}")
                 elif msg["msg_type"] == "execute_reply":
-                    return "".join(out)
-            raise AssertionError(f"{user}'s kernel did not answer in 120 s")
+                    replied = True
+                elif msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                    idle = True
+            return "".join(out)
         finally:
             ws.close()
             self.server("delete", user, f"/api/kernels/{kid}")
