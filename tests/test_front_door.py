@@ -239,6 +239,7 @@ def _screenshot(driver, name: str) -> Path:
 def test_a_browser_opens_lesson_05_from_the_file_browser_validates_and_runs_the_setup_cell(server, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -275,17 +276,33 @@ def test_a_browser_opens_lesson_05_from_the_file_browser_validates_and_runs_the_
             (By.XPATH, panel_xpath + "//*[contains(@class, 'jp-Notebook-ExecutionIndicator')][@data-status='idle']")))
 
         step = "run the setup cell"
-        first_code = wait.until(EC.element_to_be_clickable(
-            (By.XPATH, f"({panel_xpath}//div[contains(@class, 'jp-CodeCell')])[1]//div[contains(@class, 'cm-content')]")))
-        first_code.click()
+        first_cell = f"({panel_xpath}//div[contains(@class, 'jp-CodeCell')])[1]"
+
+        def fresh(action):  # JupyterLab re-renders cells and outputs while a notebook settles: look them up again
+            def attempt(d):
+                try:
+                    return action(d)
+                except StaleElementReferenceException:
+                    return False
+            return attempt
+
+        def click_editor(d):
+            editor = d.find_element(By.XPATH, first_cell + "//div[contains(@class, 'cm-content')]")
+            if not (editor.is_displayed() and editor.is_enabled()):
+                return False
+            editor.click()
+            return True
+
+        def printed(d):
+            text = "".join(e.text for e in d.find_elements(By.XPATH, first_cell + "//div[contains(@class, 'jp-OutputArea-output')]"))
+            return text.strip() if "device" in text else False
+
+        wait.until(fresh(click_editor))
         ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
-        output = wait.until(EC.visibility_of_element_located(
-            (By.XPATH, f"({panel_xpath}//div[contains(@class, 'jp-CodeCell')])[1]"
-                       "//div[contains(@class, 'jp-OutputArea-output')]")))
-        wait.until(lambda d: "device" in output.text)
-        assert output.text.strip() == "quick mode: True; device: cpu", f"setup cell printed {output.text!r}"
+        text = wait.until(fresh(printed))
+        assert text == "quick mode: True; device: cpu", f"setup cell printed {text!r}"
         print(f"browser: opened workspace/{lesson}/{lesson}.ipynb from the file browser; toolbar button "
-              f"{validate.text!r}; setup cell printed {output.text.strip()!r}")
+              f"{validate.text!r}; setup cell printed {text!r}")
         if os.environ.get("VAE_COURSE_SCREENSHOTS"):
             print(f"screenshot: {_screenshot(driver, 'lesson05-setup-cell')}")
     except Exception as err:
