@@ -26,6 +26,7 @@ from vae_core.diagnostics import (
     RDPoint,
     beta_sweep,
     kl_per_dim,
+    linear_gaussian_rates,
     rate_distortion,
     rate_distortion_per_example,
 )
@@ -350,3 +351,47 @@ def test_beta_sweep_refuses_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         beta_sweep(**kw)
     assert calls == []  # refused before any training
+
+
+# ----------------------------------------------------------------------------- linear_gaussian_rates
+def _ppca_optimum(lam: torch.Tensor, u: torch.Tensor, sigma2: float) -> torch.Tensor:
+    """Tipping & Bishop's maximum-likelihood W = U (Lambda - sigma2 I)^(1/2), unused columns zero."""
+    return u * (lam - sigma2).clamp(min=0).sqrt()
+
+
+def _expected_log_lik(w: torch.Tensor, cov: torch.Tensor, sigma2: float) -> float:
+    """E_{x ~ N(0, cov)} log N(x; 0, W W^T + sigma2 I), exactly."""
+    s = w @ w.T + sigma2 * torch.eye(len(cov), dtype=cov.dtype)
+    return -0.5 * (len(cov) * math.log(2 * math.pi) + torch.logdet(s) + torch.trace(torch.linalg.solve(s, cov))).item()
+
+
+def test_linear_gaussian_rates_match_the_exact_ppca_posterior_averaged_over_data():
+    g = torch.Generator().manual_seed(0)
+    lam = torch.tensor([5.0, 2.0, 0.9, 0.5, 0.3, 0.0], dtype=torch.float64)
+    u, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    cov, sigma2 = u @ torch.diag(lam) @ u.T, 0.5
+    w = _ppca_optimum(lam, u, sigma2)
+    # the optimum really is one: random nudges of W lower the expected log-likelihood
+    best = _expected_log_lik(w, cov, sigma2)
+    for _ in range(20):
+        assert _expected_log_lik(w + 0.05 * torch.randn(6, 6, generator=g, dtype=torch.float64), cov, sigma2) < best
+    # the exact posterior q(z|x) = N(M^-1 W^T x, sigma2 M^-1), M = W^T W + sigma2 I, for x ~ N(0, cov)
+    m = w.T @ w + sigma2 * torch.eye(6, dtype=torch.float64)
+    x = (torch.randn(200_000, 6, generator=g, dtype=torch.float64) * lam.sqrt()) @ u.T   # covariance U Lambda U^T
+    mean = x @ torch.linalg.solve(m, w.T).T
+    std = (sigma2 * torch.linalg.inv(m).diagonal()).sqrt()       # M is diagonal here: one latent per direction
+    kl = kl_divergence(Normal(mean, std), Normal(0.0, 1.0)).mean(0)   # Monte Carlo over the data
+    rates = linear_gaussian_rates(lam, sigma2)
+    assert rates.dtype == torch.float64 and rates.shape == (6,)
+    torch.testing.assert_close(rates, kl, rtol=0.0, atol=0.01)   # MC standard error ~ 0.003 nats
+    assert rates[3:].eq(0).all() and rates[2] > 0                 # 0.5 = sigma2 is not used, 0.9 is
+
+
+def test_linear_gaussian_rates_units_shapes_and_bad_input():
+    lam = torch.tensor([[4.0, 1.0], [-1e-12, 0.25]])
+    torch.testing.assert_close(linear_gaussian_rates(lam, 0.25), torch.tensor([[0.5 * math.log(16.0), 0.5 * math.log(4.0)], [0.0, 0.0]]))
+    torch.testing.assert_close(linear_gaussian_rates(lam, 0.25, unit="bits"), torch.tensor([[2.0, 1.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match="sigma2 must be a finite float > 0"):
+        linear_gaussian_rates(lam, 0.0)
+    with pytest.raises(ValueError, match="eigenvalues must be a float tensor"):
+        linear_gaussian_rates([4.0, 1.0], 1.0)

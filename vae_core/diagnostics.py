@@ -21,6 +21,8 @@ References
 * Alemi, Poole, Fischer, Dillon, Saurous & Murphy (2018), *Fixing a Broken ELBO*: rate and distortion.
 * Burda, Grosse & Salakhutdinov (2016), *Importance Weighted Autoencoders*: active units (Sec. 5.2).
 * Higgins et al. (2017), *beta-VAE*: the KL weight beta.
+* Tipping & Bishop (1999), *Probabilistic PCA*; Lucas, Tucker, Grosse & Norouzi (2019), *Don't Blame
+  the ELBO!*: which directions a linear VAE with a fixed decoder variance uses (:func:`linear_gaussian_rates`).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ __all__ = [
     "rate_distortion_per_example",
     "rate_distortion",
     "kl_per_dim",
+    "linear_gaussian_rates",
     "MonitorRow",
     "ActiveUnitsMonitor",
     "RDPoint",
@@ -181,6 +184,35 @@ def kl_per_dim(model: nn.Module, data: object, unit: str = "nats", batch_size: i
     with _EvalMode(model):
         total = sum(_kl_per_dim(*_encode(model, x)).sum(dim=0).cpu() for x in _batches(images, batch_size, device))
     return total / images.shape[0] / divisor  # (D,): mean over the N examples
+
+
+def linear_gaussian_rates(eigenvalues: Tensor, sigma2: float, unit: str = "nats") -> Tensor:
+    """The mean KL the optimal linear-Gaussian VAE (probabilistic PCA) spends along each principal direction.
+
+    With a fixed decoder variance ``sigma2`` the maximum-likelihood pPCA model keeps direction ``j`` of
+    the data only where its variance ``lambda_j`` exceeds ``sigma2`` (Tipping & Bishop 1999); its exact
+    posterior there has variance ``sigma2 / lambda_j`` and a mean whose variance over the data is
+    ``1 - sigma2 / lambda_j``, so ``E_x[KL(q(z_j|x) || N(0, 1))] = 0.5 * log(lambda_j / sigma2)``, and 0
+    along every other direction (reverse water-filling, with ``sigma2`` as the water level). A linear
+    VAE reaches the same optimum (Lucas et al. 2019).
+
+    Args:
+        eigenvalues: tensor of the data covariance's eigenvalues, any shape and order; zeros and tiny
+            negative round-off are unused directions.
+        sigma2: the decoder's fixed variance, a float > 0.
+        unit: ``"nats"`` or ``"bits"``.
+
+    Returns:
+        tensor of ``eigenvalues``' shape and dtype: the rate of each direction, 0 where it is unused.
+    """
+    divisor = _check_unit(unit)
+    if not isinstance(eigenvalues, Tensor) or not eigenvalues.is_floating_point():
+        raise ValueError(f"eigenvalues must be a float tensor, got {type(eigenvalues).__name__}; "
+                         f"e.g. torch.linalg.eigvalsh(covariance)")
+    if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not (math.isfinite(sigma2) and sigma2 > 0):
+        raise ValueError(f"sigma2 must be a finite float > 0 (the decoder's variance), got {sigma2!r}")
+    # 0.5 log(lambda / sigma2) where lambda > sigma2; the clamp at 1 makes every other direction cost 0
+    return 0.5 * torch.log(torch.clamp(eigenvalues / sigma2, min=1.0)) / divisor
 
 
 # ----------------------------------------------------------------------------- collapse over training
