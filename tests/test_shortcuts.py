@@ -95,6 +95,12 @@ VARIANTS = {
         "ex2_softplus": {
             "F": "def softplus(x):\n    return F.softplus(x)\n",
             "logaddexp": "def softplus(x):\n    return torch.logaddexp(x, torch.zeros_like(x))\n",
+            "bce": ("def softplus(x):\n    return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))\n"
+                    "def bernoulli_log_prob(logits, x):\n"
+                    "    return -F.binary_cross_entropy_with_logits(logits, x, reduction='none')\n"),
+            "logsigmoid": ("def softplus(x):\n    return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))\n"
+                           "def bernoulli_log_prob(logits, x):\n"
+                           "    return x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)\n"),
         },
     },
     "01": {
@@ -106,6 +112,15 @@ VARIANTS = {
                         "    if kind == 'mse':\n"
                         "        return ((torch.sigmoid(logits) - x) ** 2).flatten(1).sum(1).mean()\n"
                         "    raise ValueError(kind)\n"),
+        },
+        "ex5_code_gaussian": {
+            "torch.cov": ("def sample_code_gaussian(codes, n, generator):\n"
+                          "    eps = torch.randn((n, codes.shape[1]), generator=generator, dtype=codes.dtype)\n"
+                          "    return codes.mean(0) + eps @ torch.linalg.cholesky(torch.cov(codes.T)).T\n"),
+            "MultivariateNormal": ("def sample_code_gaussian(codes, n, generator):\n"
+                                   "    c = codes - codes.mean(0)\n"
+                                   "    mvn = torch.distributions.MultivariateNormal(codes.mean(0), c.T @ c / (len(codes) - 1))\n"
+                                   "    return mvn.sample((n,))\n"),
         },
         "ex3_pca_fit": {
             "sklearn": ("def pca_fit(X, k):\n"
@@ -122,6 +137,14 @@ VARIANTS = {
             "rsample": ("def reparameterize(mu, logvar, eps):\n"
                         "    torch.manual_seed(0)\n"
                         "    return Normal(mu, torch.exp(0.5 * logvar)).rsample(eps.shape[:eps.dim() - mu.dim()])\n"),
+        },
+        "ex4_z_score": {
+            "scipy": ("def mc_z_score(samples, exact):\n"
+                      "    from scipy import stats\n"
+                      "    return float(stats.ttest_1samp(samples.double().numpy(), exact).statistic)\n"
+                      "def paired_z_score(a, b):\n"
+                      "    from scipy import stats\n"
+                      "    return float(stats.ttest_rel(a.double().numpy(), b.double().numpy()).statistic)\n"),
         },
     },
     "04": {
@@ -180,21 +203,36 @@ VARIANTS = {
                         "    return (losses.bernoulli_log_prob(logits, x.expand_as(logits), event_dims=3)\n"
                         "            + losses.log_normal_std(z) - losses.log_normal_diag(z, mu, logvar))\n"),
         },
-        "ex4_bits_per_dim": {
-            "library": ("def bits_per_dim(nll_nats, num_dims):\n"
-                        "    from vae_core import metrics\n"
-                        "    return metrics.bits_per_dim(nll_nats, num_dims)\n"),
+        "ex4_direction_rates": {
+            "library": ("def direction_rates(eigenvalues, sigma2):\n"
+                        "    from vae_core.diagnostics import linear_gaussian_rates\n"
+                        "    return linear_gaussian_rates(eigenvalues, sigma2)\n"),
         },
     },
     "05": {
-        "ex1_lerp": {
-            "torch.lerp": ("def lerp(z0, z1, steps):\n"
-                           "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
-                           "    return torch.lerp(z0.expand(steps, -1), z1.expand(steps, -1), t)\n"),
-            "library": "def lerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.lerp(z0, z1, steps)\n",
+        "ex1_prior_mass": {
+            "chi2": ("def prior_mass_within(r, d):\n"
+                     "    return torch.distributions.Chi2(torch.tensor(float(d), dtype=r.dtype)).cdf(r ** 2)\n"),
+            "gamma": ("def prior_mass_within(r, d):\n"
+                      "    return torch.distributions.Gamma(torch.tensor(d / 2, dtype=r.dtype), 1.0).cdf(r ** 2 / 2)\n"),
         },
         "ex2_slerp": {
-            "library": "def slerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.interpolate(z0, z1, steps, method='slerp')\n",
+            "torch.lerp": ("def lerp(z0, z1, steps):\n"
+                           "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
+                           "    return torch.lerp(z0.expand(steps, -1), z1.expand(steps, -1), t)\n"
+                           "def slerp(z0, z1, steps):\n"
+                           "    omega = torch.acos((z0 @ z1 / (z0.norm() * z1.norm())).clamp(-1, 1))\n"
+                           "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
+                           "    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)\n"),
+            "library lerp": ("def lerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.lerp(z0, z1, steps)\n"
+                             "def slerp(z0, z1, steps):\n"
+                             "    omega = torch.acos((z0 @ z1 / (z0.norm() * z1.norm())).clamp(-1, 1))\n"
+                             "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
+                             "    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)\n"),
+            "library slerp": ("def lerp(z0, z1, steps):\n"
+                              "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
+                              "    return (1 - t) * z0 + t * z1\n"
+                              "def slerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.interpolate(z0, z1, steps, method='slerp')\n"),
         },
         "ex3_steps": {
             "library": "def path_step_sizes(images):\n    from vae_core.latent import path_smoothness\n    return path_smoothness(images)\n",

@@ -43,6 +43,11 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         "torch": frozenset({"softplus", "logaddexp"}),
         "python": frozenset(),
     },
+    "bernoulli_log_prob": {
+        "torch": frozenset({"softplus", "logaddexp", "log_sigmoid", "binary_cross_entropy_with_logits",
+                            "binary_cross_entropy"}),
+        "python": frozenset({"vae_core.losses:bernoulli_log_prob", "torch.distributions.bernoulli:log_prob"}),
+    },
     "ppca_log_marginal": {
         "torch": frozenset(),
         "python": frozenset({"torch.distributions.multivariate_normal:log_prob",
@@ -53,10 +58,21 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         "python": frozenset({"torch._lowrank:pca_lowrank", "sklearn.decomposition._pca:fit",
                              "sklearn.decomposition._pca:fit_transform", "sklearn.decomposition._pca:_fit"}),
     },
+    "sample_code_gaussian": {
+        "torch": frozenset({"cov", "corrcoef"}),
+        "python": frozenset({"torch.distributions.multivariate_normal:__init__", "torch.distributions.multivariate_normal:rsample",
+                             "torch.distributions.multivariate_normal:sample", "numpy.lib._function_base_impl:cov",
+                             "numpy.lib.function_base:cov"}),
+    },
     "reconstruction_loss": {
         "torch": frozenset(),
         "python": frozenset({"vae_core.losses:bernoulli_log_prob", "vae_core.losses:gaussian_log_prob",
                              "vae_core.models:reconstruction_error"}),
+    },
+    "z_score": {
+        "torch": frozenset(),
+        "python": frozenset({"scipy.stats._stats_py:ttest_1samp", "scipy.stats._stats_py:ttest_rel",
+                             "scipy.stats._stats_py:ttest_ind"}),
     },
     "reparameterize": {
         "torch": frozenset(),
@@ -91,13 +107,18 @@ FORBIDDEN: dict[str, dict[str, frozenset[str]]] = {
         "python": frozenset({"vae_core.train:fit", "vae_core.train:evaluate", "vae_core.train:_epoch",
                              "vae_core.train:_loss_terms", "vae_core.train:_batches"}),
     },
-    "bits_per_dim": {
+    "direction_rates": {
         "torch": frozenset(),
-        "python": frozenset({"vae_core.metrics:bits_per_dim"}),
+        "python": frozenset({"vae_core.diagnostics:linear_gaussian_rates"}),
     },
     "lerp": {
         "torch": frozenset({"lerp"}),
         "python": frozenset({"vae_core.latent:lerp", "vae_core.latent:interpolate"}),
+    },
+    "prior_mass_within": {
+        "torch": frozenset(),
+        "python": frozenset({"torch.distributions.gamma:cdf", "torch.distributions.chi2:cdf",
+                             "scipy.stats._distn_infrastructure:cdf"}),
     },
     "slerp": {
         "torch": frozenset(),
