@@ -102,6 +102,9 @@ VARIANTS = {
                            "def bernoulli_log_prob(logits, x):\n"
                            "    return x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)\n"),
         },
+        "ex3_log_mean_exp": {
+            "library": "def log_mean_exp(log_w):\n    from vae_core import losses\n    return losses.iwae_bound(log_w)\n",
+        },
     },
     "01": {
         "ex2_recon_loss": {
@@ -112,6 +115,14 @@ VARIANTS = {
                         "    if kind == 'mse':\n"
                         "        return ((torch.sigmoid(logits) - x) ** 2).flatten(1).sum(1).mean()\n"
                         "    raise ValueError(kind)\n"),
+        },
+        "ex4_pca_reconstruct": {
+            "sklearn": ("def pca_reconstruct(X, mean, V):\n"
+                        "    from sklearn.decomposition import PCA\n"
+                        "    p = PCA(n_components=V.shape[1])\n"
+                        "    p.components_, p.mean_ = V.T.numpy(), mean.numpy()\n"
+                        "    Z = torch.tensor(p.transform(X.numpy()), dtype=X.dtype)\n"
+                        "    return Z, torch.tensor(p.inverse_transform(Z.numpy()), dtype=X.dtype)\n"),
         },
         "ex5_code_gaussian": {
             "torch.cov": ("def sample_code_gaussian(codes, n, generator):\n"
@@ -279,6 +290,15 @@ VARIANTS = {
                 "def ppca_log_marginal(x, W, b, s2):\n"
                 "    C = W @ W.T + s2 * torch.eye(W.shape[0], dtype=W.dtype)\n"
                 "    return MultivariateNormal(b, C).log_prob(x)\n"),
+        },
+        "ex5_ppca_elbo": {
+            "kl_divergence": ("def ppca_elbo(x, W, b, s2, q_mu, q_logvar):\n"
+                              "    from torch.distributions import Normal, kl_divergence\n"
+                              "    s2 = torch.as_tensor(s2, dtype=x.dtype)\n"
+                              "    v = q_logvar.exp()\n"
+                              "    sq = ((x - b - q_mu @ W.T) ** 2).sum(-1) + (v * (W ** 2).sum(0)).sum(-1)\n"
+                              "    recon = -0.5 * W.shape[0] * torch.log(2 * math.pi * s2) - 0.5 * sq / s2\n"
+                              "    return recon - kl_divergence(Normal(q_mu, v.sqrt()), Normal(0.0, 1.0)).sum(-1)\n"),
         },
     },
     "06": {
