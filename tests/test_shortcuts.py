@@ -85,6 +85,16 @@ def test_check_spread_fails_closed_form_plus_noise_and_passes_a_real_estimator()
 
 # --- the real lessons: shortcut and cheat variants lose their exercise ---------------------------
 
+# Honest answers that a variant keeps beside the shortcut it takes in the same cell.
+_SOFTPLUS = "def softplus(x):\n    return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))\n"
+_LERP = ("def lerp(z0, z1, steps):\n"
+         "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
+         "    return (1 - t) * z0 + t * z1\n")
+_SLERP = ("def slerp(z0, z1, steps):\n"
+          "    omega = torch.acos((z0 @ z1 / (z0.norm() * z1.norm())).clamp(-1, 1))\n"
+          "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
+          "    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)\n")
+
 VARIANTS = {
     "00": {
         "ex1_logsumexp": {
@@ -95,11 +105,9 @@ VARIANTS = {
         "ex2_softplus": {
             "F": "def softplus(x):\n    return F.softplus(x)\n",
             "logaddexp": "def softplus(x):\n    return torch.logaddexp(x, torch.zeros_like(x))\n",
-            "bce": ("def softplus(x):\n    return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))\n"
-                    "def bernoulli_log_prob(logits, x):\n"
+            "bce": (_SOFTPLUS + "def bernoulli_log_prob(logits, x):\n"
                     "    return -F.binary_cross_entropy_with_logits(logits, x, reduction='none')\n"),
-            "logsigmoid": ("def softplus(x):\n    return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))\n"
-                           "def bernoulli_log_prob(logits, x):\n"
+            "logsigmoid": (_SOFTPLUS + "def bernoulli_log_prob(logits, x):\n"
                            "    return x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)\n"),
         },
         "ex3_log_mean_exp": {
@@ -230,20 +238,9 @@ VARIANTS = {
         "ex2_slerp": {
             "torch.lerp": ("def lerp(z0, z1, steps):\n"
                            "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
-                           "    return torch.lerp(z0.expand(steps, -1), z1.expand(steps, -1), t)\n"
-                           "def slerp(z0, z1, steps):\n"
-                           "    omega = torch.acos((z0 @ z1 / (z0.norm() * z1.norm())).clamp(-1, 1))\n"
-                           "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
-                           "    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)\n"),
-            "library lerp": ("def lerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.lerp(z0, z1, steps)\n"
-                             "def slerp(z0, z1, steps):\n"
-                             "    omega = torch.acos((z0 @ z1 / (z0.norm() * z1.norm())).clamp(-1, 1))\n"
-                             "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
-                             "    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)\n"),
-            "library slerp": ("def lerp(z0, z1, steps):\n"
-                              "    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]\n"
-                              "    return (1 - t) * z0 + t * z1\n"
-                              "def slerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.interpolate(z0, z1, steps, method='slerp')\n"),
+                           "    return torch.lerp(z0.expand(steps, -1), z1.expand(steps, -1), t)\n" + _SLERP),
+            "library lerp": ("def lerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.lerp(z0, z1, steps)\n" + _SLERP),
+            "library slerp": (_LERP + "def slerp(z0, z1, steps):\n    from vae_core import latent\n    return latent.interpolate(z0, z1, steps, method='slerp')\n"),
         },
         "ex3_steps": {
             "library": "def path_step_sizes(images):\n    from vae_core.latent import path_smoothness\n    return path_smoothness(images)\n",
